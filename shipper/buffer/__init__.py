@@ -1,0 +1,1 @@
+"""Per-output buffers: bounded in bytes, chunked, releasing acks when data is safe."""

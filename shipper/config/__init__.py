@@ -1,0 +1,1 @@
+"""Configuration: one YAML file, validated strictly before anything starts."""

@@ -1,0 +1,66 @@
+"""The one exception hierarchy of shipper.
+
+Third-party exceptions are translated at the boundary where they occur and chained
+(``raise OutputRetryableError(...) from exc``), so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+
+class ShipperError(Exception):
+    """Base of every error shipper raises on purpose."""
+
+
+class ConfigProblem:
+    """One problem in a configuration file, located by file, line and key path."""
+
+    __slots__ = ("file", "line", "key_path", "message")
+
+    def __init__(self, file: str, line: int | None, key_path: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.key_path = key_path
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.key_path or '<root>'}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"ConfigProblem({str(self)!r})"
+
+
+class ConfigError(ShipperError):
+    """The configuration is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SourceError(ShipperError):
+    """A source cannot read its input (permissions, bind failure...)."""
+
+
+class BufferFullError(ShipperError):
+    """A buffer refused records because its byte limit is reached (drop_newest policy)."""
+
+
+class StorageError(ShipperError):
+    """Persistent state (checkpoints, disk buffer, dead letters) cannot be read or written."""
+
+
+class OutputError(ShipperError):
+    """An output could not complete a request."""
+
+
+class OutputRetryableError(OutputError):
+    """Transient: the same request may succeed later (connection refused, timeout, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OutputPermanentError(OutputError):
+    """Retrying the same request cannot succeed (bad credentials, invalid request)."""
