@@ -1,0 +1,186 @@
+"""Building ``_bulk`` request bodies (spec §1.1, §1.2, §1.8).
+
+A record becomes one payload: its action line and its source line, each ending in ``\\n``,
+so any run of payloads joined together is a valid NDJSON bulk body and the buffer can measure
+exact bytes. Encoding runs on whole batches and is the hot path of the agent: the index name is
+formatted once per UTC day (not per record), the action-line prefix is cached with it, and the
+``@timestamp`` field is spliced into the serialized body instead of copying the dict.
+"""
+
+from __future__ import annotations
+
+import gzip as _gzip
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from outputs.elasticsearch.config import ElasticsearchConfig
+from shipper.record import Record
+
+NS_PER_SEC = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_SEC
+
+# strftime directives that only depend on the date; any other one forces a finer cache key.
+_DATE_ONLY_DIRECTIVES = frozenset("YymdjbBhaAUWVGguweFDCx%")
+_DIRECTIVE = re.compile(r"%(.)")
+
+# Compression level 1, like Logstash's default: most of the ratio for a fraction of the CPU.
+GZIP_LEVEL = 1
+
+
+def _cache_granularity_ns(dateformat: str) -> int:
+    """How long a formatted index name stays valid: a UTC day unless the format has a time part."""
+    if all(d in _DATE_ONLY_DIRECTIVES for d in _DIRECTIVE.findall(dateformat)):
+        return NS_PER_DAY
+    return NS_PER_SEC
+
+
+def _dumps_fallback(body: dict[str, Any]) -> bytes:
+    """Serialize what orjson refuses (non-str keys, ints over 64 bits, lone surrogates).
+
+    A record that cannot be represented exactly is still shipped, with the odd values turned
+    into strings, rather than failing the whole batch.
+    """
+    try:
+        return orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(body, default=str, ensure_ascii=True,
+                          separators=(",", ":")).encode("ascii")
+
+
+class BulkEncoder:
+    """Turns records into bulk payloads for one output's settings."""
+
+    __slots__ = ("_fixed_index", "_granularity", "_id_key", "_index_cache", "_op", "_prefix",
+                 "_dateformat", "_ts_cache")
+
+    def __init__(self, config: ElasticsearchConfig) -> None:
+        self._op = config.write_operation.encode()
+        self._id_key = config.id_key
+        self._prefix = (config.logstash_prefix + config.logstash_prefix_separator).lower()
+        self._dateformat = config.logstash_dateformat
+        self._granularity = _cache_granularity_ns(config.logstash_dateformat)
+        self._fixed_index: bytes | None = None
+        if not config.logstash_format:
+            if not config.index:
+                raise ValueError("index is required when logstash_format is false")
+            self._fixed_index = self._action_prefix(config.index.lower())
+        # period key -> action-line prefix; second -> "YYYY-MM-DDTHH:MM:SS" for @timestamp.
+        self._index_cache: dict[int, bytes] = {}
+        self._ts_cache: dict[int, str] = {}
+
+    def _action_prefix(self, index: str) -> bytes:
+        """``{"create":{"_index":"<index>"`` — the part of the action line shared by a period."""
+        return b'{"' + self._op + b'":{"_index":' + orjson.dumps(index)
+
+    def index_name(self, time_ns: int) -> str:
+        """The index a record with this time goes to (for templates, tests and the DLQ)."""
+        if self._fixed_index is not None:
+            return orjson.loads(self._fixed_index + b"}}")[self._op.decode()]["_index"]  # type: ignore[no-any-return]
+        return self._format_name(time_ns // self._granularity)
+
+    def _format_name(self, period: int) -> str:
+        start = time.gmtime((period * self._granularity) // NS_PER_SEC)
+        return (self._prefix + time.strftime(self._dateformat, start)).lower()
+
+    def _action_line_prefix(self, time_ns: int) -> bytes:
+        if self._fixed_index is not None:
+            return self._fixed_index
+        period = time_ns // self._granularity
+        cached = self._index_cache.get(period)
+        if cached is None:
+            if len(self._index_cache) > 64:
+                self._index_cache.clear()
+            cached = self._index_cache[period] = self._action_prefix(self._format_name(period))
+        return cached
+
+    def _timestamp(self, time_ns: int) -> str:
+        """RFC 3339 with nanoseconds; the date-time part is formatted once per second."""
+        seconds, nanos = divmod(time_ns, NS_PER_SEC)
+        head = self._ts_cache.get(seconds)
+        if head is None:
+            if len(self._ts_cache) > 4096:
+                self._ts_cache.clear()
+            tm = time.gmtime(seconds)
+            head = self._ts_cache[seconds] = (
+                f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T"
+                f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}")
+        return f"{head}.{nanos:09d}Z"
+
+    def encode(self, records: Sequence[Record]) -> list[bytes]:
+        """One payload per record, in order: action line + source line, both newline-terminated.
+
+        The record body is not modified (other outputs may share it). ``_id`` is the record's
+        ``doc_id`` (or the ``id_key`` field) and is omitted when there is none, letting the
+        server generate one.
+        """
+        out: list[bytes] = []
+        append = out.append
+        dumps = orjson.dumps
+        prefix_for = self._action_line_prefix
+        timestamp = self._timestamp
+        id_key = self._id_key
+        for record in records:
+            body = record.body
+            try:
+                source = dumps(body)
+            except (TypeError, orjson.JSONEncodeError):
+                source = _dumps_fallback(body)
+            if "@timestamp" not in body:
+                ts = b'{"@timestamp":"' + timestamp(record.time_ns).encode()
+                source = ts + (b'"}' if source == b"{}" else b'",' + source[1:])
+            doc_id = record.doc_id
+            if id_key is not None:
+                value = body.get(id_key)
+                if value is not None:
+                    doc_id = value if isinstance(value, str) else str(value)
+            if doc_id is None:
+                append(prefix_for(record.time_ns) + b"}}\n" + source + b"\n")
+            else:
+                append(prefix_for(record.time_ns) + b',"_id":' + dumps(doc_id) + b"}}\n"
+                       + source + b"\n")
+        return out
+
+
+def build_bodies(payloads: Sequence[bytes], max_bytes: int,
+                 compress: bool = False) -> list[tuple[int, int, bytes]]:
+    """Group consecutive payloads into request bodies of at most ``max_bytes`` each.
+
+    Returns ``(start, end, body)`` with ``payloads[start:end]`` in ``body``. Sizes are measured
+    before compression because server limits (``http.max_content_length``) apply to the
+    decompressed content. A single payload larger than ``max_bytes`` gets a body of its own:
+    only the server can say whether it is too large (413).
+    """
+    bodies: list[tuple[int, int, bytes]] = []
+    start = 0
+    size = 0
+    for i, payload in enumerate(payloads):
+        n = len(payload)
+        if size and size + n > max_bytes:
+            bodies.append((start, i, _join(payloads[start:i], compress)))
+            start, size = i, 0
+        size += n
+    if start < len(payloads):
+        bodies.append((start, len(payloads), _join(payloads[start:], compress)))
+    return bodies
+
+
+def _join(payloads: Sequence[bytes], compress: bool) -> bytes:
+    body = b"".join(payloads)
+    return _gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else body
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """Split a payload back into its target and document, for the dead-letter store."""
+    action_line, _, source_line = payload.partition(b"\n")
+    try:
+        action = orjson.loads(action_line)
+        op, meta = next(iter(action.items()))
+        record = orjson.loads(source_line)
+    except (orjson.JSONDecodeError, StopIteration, AttributeError):
+        return {"index": None, "_id": None, "raw": payload.decode("utf-8", "replace")}
+    return {"index": meta.get("_index"), "_id": meta.get("_id"), "op": op, "record": record}

@@ -1,0 +1,161 @@
+"""Builds the agent from a validated config and runs it until asked to stop.
+
+This is the only module that knows every component type (and the only one importing
+``outputs``). Shutdown order is what makes SIGTERM lossless: stop the sources reading, close
+the buffers so their last chunks become ready, let delivery drain until the deadline, then
+persist the checkpoints that the acknowledgements allowed. Whatever was not delivered by the
+deadline was never checkpointed, so it is read again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from outputs.elasticsearch import ElasticsearchOutput
+from outputs.elasticsearch.config import ElasticsearchConfig
+from outputs.stdout import StdoutOutput
+from outputs.stdout.config import StdoutConfig
+from shipper.buffer.memory import MemoryBuffer
+from shipper.config.model import AgentConfig
+from shipper.deadletter import DeadLetterStore
+from shipper.delivery import Delivery
+from shipper.health import OutputHealth
+from shipper.metrics import Metrics
+from shipper.pipeline import Pipeline, Route
+from shipper.protocols import Output, Source
+from shipper.sources.tail import TailSource
+from shipper.sources.tail.config import TailConfig
+from shipper.telemetry import TelemetryServer
+
+log = logging.getLogger(__name__)
+
+SOURCE_TYPES: dict[str, type] = {"tail": TailConfig}
+OUTPUT_TYPES: dict[str, type] = {"elasticsearch": ElasticsearchConfig, "stdout": StdoutConfig}
+
+_OUTPUT_FACTORIES: dict[type, Callable[[str, Any, Metrics], Output]] = {
+    ElasticsearchConfig: ElasticsearchOutput,
+    StdoutConfig: StdoutOutput,
+}
+
+
+def build_source(name: str, config: Any, state_dir: Path, metrics: Metrics) -> Source:
+    if isinstance(config, TailConfig):
+        return TailSource(name, config, state_dir, metrics)
+    raise TypeError(f"no source for config type {type(config).__name__}")
+
+
+@dataclass
+class OutputUnit:
+    """One output with everything that belongs to it alone."""
+
+    output: Output
+    buffer: MemoryBuffer
+    delivery: Delivery
+    health: OutputHealth
+
+
+class Agent:
+    """The running agent: sources → pipeline → buffers → delivery → outputs."""
+
+    def __init__(self, config: AgentConfig, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.state_dir = Path(config.state_dir)
+        self.dead_letters = DeadLetterStore(self.state_dir / "dead-letter", self.metrics)
+        self.units: dict[str, OutputUnit] = {}
+        routes = []
+        for name, out_cfg in config.outputs.items():
+            factory = _OUTPUT_FACTORIES[type(out_cfg)]
+            output = factory(name, out_cfg, self.metrics)
+            buffer = MemoryBuffer(name, out_cfg.buffer, self.metrics)
+            health = OutputHealth(name, config.stall_after_secs,
+                                  has_backlog=lambda b=buffer: not b.empty)
+            delivery = Delivery(output, buffer, self.dead_letters, self.metrics, out_cfg.buffer,
+                                health)
+            self.units[name] = OutputUnit(output, buffer, delivery, health)
+            routes.append(Route(output, buffer, out_cfg.match))
+        self.pipeline = Pipeline([], routes)
+        self.sources = [build_source(name, cfg, self.state_dir, self.metrics)
+                        for name, cfg in config.sources.items()]
+        self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,
+                                         [u.health for u in self.units.values()],
+                                         before_scrape=self.refresh_gauges)
+
+    def refresh_gauges(self) -> None:
+        now = time.monotonic()
+        for name, unit in self.units.items():
+            self.metrics.oldest_unacked_age.labels(name).set(unit.buffer.oldest_age(now))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (or a source fails), then shut down within the deadline."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        await self.telemetry.start()
+        deliveries = [asyncio.create_task(u.delivery.run(), name=f"delivery-{n}")
+                      for n, u in self.units.items()]
+        sources = [asyncio.create_task(s.run(self.pipeline.emit), name=f"source-{s.name}")
+                   for s in self.sources]
+        log.info("agent started", extra={"event": "agent_started",
+                                         "sources": [s.name for s in self.sources],
+                                         "outputs": list(self.units)})
+        stopper = asyncio.create_task(stop.wait())
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait([stopper, *sources, *deliveries],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    failure = task.exception()
+                    log.error("component failed; shutting down",
+                              extra={"event": "component_failed", "task": task.get_name()},
+                              exc_info=failure)
+        finally:
+            stopper.cancel()
+            await self._shutdown(sources, deliveries)
+        if failure is not None:
+            raise failure
+
+    async def _shutdown(self, sources: list[asyncio.Task[None]],
+                        deliveries: list[asyncio.Task[None]]) -> None:
+        deadline = time.monotonic() + self.config.shutdown_deadline_secs
+        log.info("draining", extra={"event": "agent_draining"})
+        for s in self.sources:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(s.stop(), timeout=max(0.1, deadline - time.monotonic()))
+        await _wait_until(sources, deadline)
+        for unit in self.units.values():
+            unit.buffer.close()
+        await _wait_until(deliveries, deadline)
+        undelivered = sum(u.buffer.bytes_used for u in self.units.values())
+        for s in self.sources:
+            close = getattr(s, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        for unit in self.units.values():
+            with contextlib.suppress(Exception):
+                await unit.output.close()
+        await self.telemetry.close()
+        log.info("agent stopped", extra={"event": "agent_stopped",
+                                         "undelivered_bytes": undelivered})
+
+
+async def _wait_until(tasks: list[asyncio.Task[None]], deadline: float) -> None:
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+        for t in still:
+            t.cancel()
+        if still:
+            await asyncio.wait(still, timeout=5)
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            log.error("task ended with an error", extra={"event": "task_failed",
+                                                         "task": t.get_name()},
+                      exc_info=t.exception())

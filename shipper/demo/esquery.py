@@ -1,0 +1,53 @@
+"""The few read-only Elasticsearch calls the demo and its checks need (plain JSON over HTTP)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class SearchClient:
+    """Minimal client: refresh, count and aggregate over an index pattern."""
+
+    def __init__(self, url: str, timeout_secs: float = 30.0) -> None:
+        parsed = urllib.parse.urlsplit(url.rstrip("/"))
+        self._auth: str | None = None
+        if parsed.username:
+            token = f"{urllib.parse.unquote(parsed.username)}:"
+            token += urllib.parse.unquote(parsed.password or "")
+            self._auth = "Basic " + base64.b64encode(token.encode()).decode()
+            netloc = parsed.hostname or ""
+            if parsed.port:
+                netloc += f":{parsed.port}"
+            parsed = parsed._replace(netloc=netloc)
+        self.base = urllib.parse.urlunsplit(parsed)
+        self._timeout = timeout_secs
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "application/json")
+        if self._auth:
+            req.add_header("Authorization", self._auth)
+        with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def refresh(self, index: str) -> None:
+        self.request("POST", f"/{index}/_refresh")
+
+    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
+        body = {"query": query} if query is not None else None
+        return int(self.request("POST", f"/{index}/_count", body)["count"])
+
+    def kibana_count(self, index: str, kql_like: str) -> int:
+        """Count for a Kibana-style search bar query (Lucene query_string syntax)."""
+        return self.count(index, {"query_string": {"query": kql_like}})
+
+    def terms(self, index: str, field: str, size: int = 100) -> dict[str, int]:
+        body = {"size": 0, "aggs": {"t": {"terms": {"field": field, "size": size}}}}
+        result = self.request("POST", f"/{index}/_search", body)
+        return {b["key"]: b["doc_count"] for b in result["aggregations"]["t"]["buckets"]}

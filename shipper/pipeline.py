@@ -1,0 +1,71 @@
+"""The pipeline: filters, then fan-out into the buffers of the outputs whose ``match`` fits.
+
+``emit`` is what sources call. It runs the synchronous filter chain on the whole batch, lets
+each matching output encode its share once, and awaits each buffer's ``put`` — which waits
+while that buffer is full, so a slow output slows the sources down instead of growing memory.
+The batch's ack group is held by every buffer it entered and sealed here, after fan-out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shipper.buffer.memory import MemoryBuffer
+from shipper.protocols import Filter, Output
+from shipper.record import Batch, Record
+from shipper.tagmatch import compile_tag_pattern, matches_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Route:
+    """One output with its buffer and the tags it accepts."""
+
+    output: Output
+    buffer: MemoryBuffer
+    match: str = "**"
+
+    def __post_init__(self) -> None:
+        self._all = matches_everything(self.match)
+        self._regex = compile_tag_pattern(self.match)
+        self._cache: dict[str, bool] = {}
+
+    def select(self, records: list[Record]) -> list[Record]:
+        if self._all:
+            return records
+        cache = self._cache
+        out = []
+        for r in records:
+            ok = cache.get(r.tag)
+            if ok is None:
+                if len(cache) > 10_000:
+                    cache.clear()
+                ok = cache[r.tag] = bool(self._regex.match(r.tag))
+            if ok:
+                out.append(r)
+        return out
+
+
+class Pipeline:
+    """Filters plus routes; the single ``emit`` entry point for every source."""
+
+    def __init__(self, filters: Sequence[Filter], routes: Sequence[Route]) -> None:
+        self._filters = list(filters)
+        self._routes = list(routes)
+
+    async def emit(self, batch: Batch) -> None:
+        records = batch.records
+        for f in self._filters:
+            records = f.process(records)
+        try:
+            for route in self._routes:
+                selected = route.select(records)
+                if selected:
+                    payloads = route.output.encode(selected)
+                    await route.buffer.put(payloads, batch.ack)
+        finally:
+            if batch.ack is not None:
+                batch.ack.seal()

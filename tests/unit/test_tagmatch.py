@@ -1,0 +1,22 @@
+import pytest
+
+from shipper.tagmatch import compile_tag_pattern
+
+
+@pytest.mark.parametrize(("pattern", "tag", "expected"), [
+    ("**", "kube.var.log.containers.x.log", True),
+    ("kube.**", "kube", True),
+    ("kube.**", "kube.a.b", True),
+    ("kube.**", "kubex.a", False),
+    ("kube.*", "kube.a", True),
+    ("kube.*", "kube.a.b", False),
+    ("**.log", "kube.a.log", True),
+    ("**.log", "log", True),
+    ("a.**.z", "a.z", True),
+    ("a.**.z", "a.b.c.z", True),
+    ("app.{web,api}", "app.api", True),
+    ("app.{web,api}", "app.db", False),
+    ("foo bar.*", "bar.x", True),
+])
+def test_fluentd_match_semantics(pattern, tag, expected):
+    assert bool(compile_tag_pattern(pattern).match(tag)) is expected
