@@ -78,7 +78,7 @@ class DeadLetterStore:
             except OSError as exc:
                 raise StorageError(f"cannot write dead letters to {path}: {exc}") from exc
             self._used = used + size
-            for described, error in entries[:stored]:
+            for _described, error in entries[:stored]:
                 self._metrics.records_dead_lettered.labels(output, error.type or "unknown").inc()
         lost = len(entries) - stored
         if lost:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from shipper.buffer.config import BufferConfig
 from shipper.buffer.memory import Chunk, MemoryBuffer
 from shipper.deadletter import DeadLetterStore
-from shipper.errors import OutputError, OutputPermanentError
+from shipper.errors import OutputCredentialsError, OutputError
 from shipper.health import OutputHealth
 from shipper.metrics import Metrics
 from shipper.protocols import ItemError, Outcome, Output, Status
@@ -56,7 +56,7 @@ class Delivery:
         self._duplicates = metrics.records_duplicate.labels(name)
         self._latency = metrics.delivery_latency.labels(name)
         self._last_success = metrics.last_success.labels(name)
-        self._last_log = 0.0
+        self._last_log: dict[str, float] = {}
 
     async def start_output(self) -> None:
         """Start the output, retrying with backoff until it answers (never crash on an outage)."""
@@ -66,7 +66,7 @@ class Delivery:
                 await self._output.start()
                 self._health.started = True
                 return
-            except OutputPermanentError as exc:
+            except OutputCredentialsError as exc:
                 self._health.record_failure(str(exc), credentials_rejected=True)
                 self._log_throttled("output_start_failed", str(exc))
             except OutputError as exc:
@@ -166,7 +166,7 @@ class Delivery:
     def _log_throttled(self, event: str, message: str, **fields: object) -> None:
         """At most one line per 10 s per output for a repeating condition."""
         now = time.monotonic()
-        if now - self._last_log < 10.0:
+        if now - self._last_log.get(event, -1e9) < 10.0:
             return
-        self._last_log = now
+        self._last_log[event] = now
         log.warning(message, extra={"event": event, "output": self._output.name, **fields})

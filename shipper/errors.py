@@ -14,7 +14,7 @@ class ShipperError(Exception):
 class ConfigProblem:
     """One problem in a configuration file, located by file, line and key path."""
 
-    __slots__ = ("file", "line", "key_path", "message")
+    __slots__ = ("file", "key_path", "line", "message")
 
     def __init__(self, file: str, line: int | None, key_path: str, message: str) -> None:
         self.file = file
@@ -60,6 +60,10 @@ class OutputRetryableError(OutputError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OutputCredentialsError(OutputRetryableError):
+    """The server rejected our credentials (401/403): keep the data, alert, retry slowly."""
 
 
 class OutputPermanentError(OutputError):

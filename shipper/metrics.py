@@ -38,7 +38,8 @@ class Metrics:
             "shipper_records_retried", "Records sent again after a retryable failure",
             ["output", "reason"], registry=r)
         self.records_dead_lettered = Counter(
-            "shipper_records_dead_lettered", "Records rejected and written to the dead-letter store",
+            "shipper_records_dead_lettered",
+            "Records rejected and written to the dead-letter store",
             ["output", "reason"], registry=r)
         self.records_dropped = Counter(
             "shipper_records_dropped", "Records dropped on purpose (policy), never silently",

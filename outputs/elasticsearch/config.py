@@ -12,6 +12,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from shipper.buffer.config import MIB, BufferConfig
+from shipper.config import checks
 from shipper.config.types import Bytes, Seconds
 
 DEFAULT_HOST = "http://127.0.0.1:9200"
@@ -23,7 +24,7 @@ def _check_hosts(hosts: list[str]) -> str | None:
     for host in hosts:
         try:
             parts = urlsplit(host)
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
+            _ = parts.port  # raises ValueError on a malformed port
         except ValueError as exc:
             return f"{host!r} is not a valid URL: {exc}"
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -43,10 +44,6 @@ def _check_dateformat(fmt: str) -> str | None:
     if not sample:
         return "must not be empty"
     return None
-
-
-def _check_positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than zero"
 
 
 def _check_template_name(name: str) -> str | None:
@@ -97,7 +94,7 @@ class ElasticsearchConfig:
         "doc": "Compress request bodies (Content-Encoding: gzip). Saves bandwidth for CPU."})
     request_timeout_secs: Seconds = field(default=60.0, metadata={
         "doc": "Give up on one request after this long; the records are retried.",
-        "check": _check_positive})
+        "check": checks.positive})
     template_name: str = field(default="shipper-logstash", metadata={
         "doc": "Name of the index template installed at start.",
         "check": _check_template_name})
@@ -115,7 +112,7 @@ class ElasticsearchConfig:
                "(required by data streams). index: a resent record overwrites the stored one."})
     max_request_bytes: Bytes = field(default=10 * MIB, metadata={
         "doc": "Split a chunk so that no request body exceeds this (measured before gzip).",
-        "check": _check_positive})
+        "check": checks.positive})
     match: str = field(default="**", metadata={
         "doc": "Tag pattern of the records this output receives (Fluentd match syntax)."})
     buffer: BufferConfig = field(default_factory=BufferConfig, metadata={

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from outputs.elasticsearch.config import ElasticsearchConfig
-from shipper.record import Record
+from shipper.record import Record, format_rfc3339_nanos
 
 NS_PER_SEC = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SEC
@@ -55,8 +55,8 @@ def _dumps_fallback(body: dict[str, Any]) -> bytes:
 class BulkEncoder:
     """Turns records into bulk payloads for one output's settings."""
 
-    __slots__ = ("_fixed_index", "_granularity", "_id_key", "_index_cache", "_op", "_prefix",
-                 "_dateformat", "_ts_cache")
+    __slots__ = ("_dateformat", "_fixed_index", "_fixed_name", "_granularity", "_id_key",
+                 "_index_cache", "_op", "_prefix", "_ts_cache")
 
     def __init__(self, config: ElasticsearchConfig) -> None:
         self._op = config.write_operation.encode()
@@ -64,11 +64,13 @@ class BulkEncoder:
         self._prefix = (config.logstash_prefix + config.logstash_prefix_separator).lower()
         self._dateformat = config.logstash_dateformat
         self._granularity = _cache_granularity_ns(config.logstash_dateformat)
+        self._fixed_name: str | None = None
         self._fixed_index: bytes | None = None
         if not config.logstash_format:
             if not config.index:
                 raise ValueError("index is required when logstash_format is false")
-            self._fixed_index = self._action_prefix(config.index.lower())
+            self._fixed_name = config.index.lower()
+            self._fixed_index = self._action_prefix(self._fixed_name)
         # period key -> action-line prefix; second -> "YYYY-MM-DDTHH:MM:SS" for @timestamp.
         self._index_cache: dict[int, bytes] = {}
         self._ts_cache: dict[int, str] = {}
@@ -79,8 +81,8 @@ class BulkEncoder:
 
     def index_name(self, time_ns: int) -> str:
         """The index a record with this time goes to (for templates, tests and the DLQ)."""
-        if self._fixed_index is not None:
-            return orjson.loads(self._fixed_index + b"}}")[self._op.decode()]["_index"]  # type: ignore[no-any-return]
+        if self._fixed_name is not None:
+            return self._fixed_name
         return self._format_name(time_ns // self._granularity)
 
     def _format_name(self, period: int) -> str:
@@ -99,16 +101,14 @@ class BulkEncoder:
         return cached
 
     def _timestamp(self, time_ns: int) -> str:
-        """RFC 3339 with nanoseconds; the date-time part is formatted once per second."""
+        """``format_rfc3339_nanos``, with its date-time part formatted once per second."""
         seconds, nanos = divmod(time_ns, NS_PER_SEC)
         head = self._ts_cache.get(seconds)
         if head is None:
             if len(self._ts_cache) > 4096:
                 self._ts_cache.clear()
-            tm = time.gmtime(seconds)
-            head = self._ts_cache[seconds] = (
-                f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T"
-                f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}")
+            # "YYYY-MM-DDTHH:MM:SS" of the shared formatter, so the shape is defined once.
+            head = self._ts_cache[seconds] = format_rfc3339_nanos(seconds * NS_PER_SEC)[:19]
         return f"{head}.{nanos:09d}Z"
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
@@ -161,15 +161,16 @@ def build_bodies(payloads: Sequence[bytes], max_bytes: int,
     for i, payload in enumerate(payloads):
         n = len(payload)
         if size and size + n > max_bytes:
-            bodies.append((start, i, _join(payloads[start:i], compress)))
+            bodies.append((start, i, join_body(payloads[start:i], compress)))
             start, size = i, 0
         size += n
     if start < len(payloads):
-        bodies.append((start, len(payloads), _join(payloads[start:], compress)))
+        bodies.append((start, len(payloads), join_body(payloads[start:], compress)))
     return bodies
 
 
-def _join(payloads: Sequence[bytes], compress: bool) -> bytes:
+def join_body(payloads: Sequence[bytes], compress: bool = False) -> bytes:
+    """One request body from payloads, gzip-compressed when asked."""
     body = b"".join(payloads)
     return _gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else body
 

@@ -15,7 +15,8 @@ class BufferConfig:
     """How an output buffers records before delivery."""
 
     type: Literal["memory"] = field(default="memory", metadata={
-        "doc": "memory: fastest; a crash loses nothing because tail checkpoints wait for delivery."})
+        "doc": "memory: fastest; a crash loses nothing because tail checkpoints "
+               "wait for delivery."})
     chunk_limit_bytes: Bytes = field(default=2 * MIB, metadata={
         "doc": "A chunk is sent when it reaches this size (Fluentd chunk_limit_size)."})
     chunk_limit_records: int = field(default=5000, metadata={

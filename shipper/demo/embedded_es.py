@@ -86,18 +86,21 @@ class EmbeddedElasticsearch:
         return self.url
 
     def stop(self) -> None:
+        """Stop the server's whole process group (the launcher wraps the real binary)."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        for sig, wait_secs in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait_secs
+            while time.monotonic() < deadline:
+                proc.poll()
+                if not _group_alive(proc.pid):
+                    return
+                time.sleep(0.05)
 
     def __enter__(self) -> EmbeddedElasticsearch:
         self.start()
@@ -106,3 +109,13 @@ class EmbeddedElasticsearch:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -80,7 +80,7 @@ async def test_mixed_outcome_retries_only_the_retryable_records(tmp_path):
     def then_ok(p):
         return Outcome([D] * len(p))
 
-    d, buf, out, m, _, dlq = setup(tmp_path, [first, then_ok])
+    d, buf, out, m, _, _dlq = setup(tmp_path, [first, then_ok])
     payloads = [orjson.dumps({"n": i}) for i in range(5)]
     await run_all(d, buf, payloads)
     assert out.attempts[1] == [payloads[1], payloads[4]]
@@ -99,7 +99,7 @@ async def test_mixed_outcome_retries_only_the_retryable_records(tmp_path):
 async def test_a_429_storm_is_retried_until_it_passes_and_nothing_is_lost(tmp_path):
     storm = [lambda p: Outcome.all(len(p), R, ItemError(429, "too_many", "slow down"),
                                    http_status=429)] * 25
-    d, buf, out, m, _, _ = setup(tmp_path, [*storm, lambda p: Outcome([D] * len(p))])
+    d, buf, out, _m, _, _ = setup(tmp_path, [*storm, lambda p: Outcome([D] * len(p))])
     payloads = [b'{"a":1}', b'{"a":2}']
     await run_all(d, buf, payloads)
     assert len(out.attempts) == 26

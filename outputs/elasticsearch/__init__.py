@@ -1,0 +1,299 @@
+"""The ``elasticsearch`` output: bulk indexing into Elasticsearch 7-9 or OpenSearch 1-3.
+
+Glue only: ``request`` builds bodies, ``response`` classifies answers, ``health`` detects the
+server and holds readiness. Requests go through ``elastic_transport`` (node pool, TLS,
+keep-alive) but not through elasticsearch-py, whose compatibility media types OpenSearch and
+older servers refuse (spec §1.9): we send plain ``application/x-ndjson`` / ``application/json``.
+The transport never retries (``max_retries=0``): only delivery retries, and only what failed.
+
+``send`` makes one attempt per request body and never raises for a failed request: every
+failure becomes RETRY or REJECTED statuses. The one exception to "one attempt" is a 413, which
+indexed nothing: the body is halved and each half sent, recursively, within the same call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import orjson
+from elastic_transport import (
+    ConnectionTimeout,
+    NodeConfig,
+    Serializer,
+    Transport,
+    TransportError,
+)
+
+from outputs.elasticsearch.config import ElasticsearchConfig
+from outputs.elasticsearch.health import (
+    ASSUMED_SERVER,
+    Health,
+    ServerInfo,
+    index_pattern,
+    parse_root,
+    template_request,
+)
+from outputs.elasticsearch.request import BulkEncoder, build_bodies, decode_payload, join_body
+from outputs.elasticsearch.response import (
+    classify,
+    merge_outcomes,
+    needs_split,
+    parse_retry_after,
+)
+from shipper.errors import (
+    OutputCredentialsError,
+    OutputPermanentError,
+    OutputRetryableError,
+)
+from shipper.metrics import Metrics
+from shipper.protocols import ItemError, Outcome, Status
+from shipper.record import Record
+
+__all__ = ["ElasticsearchConfig", "ElasticsearchOutput", "Health", "ServerInfo"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "shipper"
+NDJSON = "application/x-ndjson"
+JSON = "application/json"
+
+
+class _RawSerializer(Serializer):
+    """Hands response bodies back as bytes: ``response.classify`` parses them itself, and a
+    proxy's HTML error page must become a classified failure, not a SerializationError."""
+
+    mimetype: ClassVar[str] = JSON
+
+    def loads(self, data: bytes) -> Any:
+        return data
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes):
+            return data
+        return orjson.dumps(data)
+
+
+_RAW = _RawSerializer()
+_SERIALIZERS: Mapping[str, Serializer] = {
+    JSON: _RAW, NDJSON: _RAW, "application/*": _RAW, "text/*": _RAW}
+
+
+def auth_headers(config: ElasticsearchConfig) -> dict[str, str]:
+    """``Authorization`` for basic auth or an API key (``id:key`` is encoded, else used as is)."""
+    if config.api_key:
+        key = config.api_key
+        if ":" in key:
+            key = base64.b64encode(key.encode()).decode("ascii")
+        return {"authorization": f"ApiKey {key}"}
+    if config.user is not None:
+        token = base64.b64encode(f"{config.user}:{config.password or ''}".encode()).decode()
+        return {"authorization": f"Basic {token}"}
+    return {}
+
+
+def node_configs(config: ElasticsearchConfig) -> list[NodeConfig]:
+    """One NodeConfig per host URL; TLS settings apply to https hosts only."""
+    headers = {"user-agent": USER_AGENT, **auth_headers(config)}
+    if config.gzip:
+        headers["accept-encoding"] = "gzip"
+    nodes = []
+    for url in config.hosts:
+        parts = urlsplit(url)
+        https = parts.scheme == "https"
+        tls: dict[str, Any] = {}
+        if https:
+            tls = {"verify_certs": config.verify_certs, "ca_certs": config.ca_file,
+                   "client_cert": config.client_cert, "client_key": config.client_key,
+                   "ssl_show_warn": False}
+        nodes.append(NodeConfig(
+            scheme=parts.scheme, host=parts.hostname or "",
+            port=parts.port or (443 if https else 9200),
+            path_prefix=parts.path.rstrip("/"), headers=headers,
+            request_timeout=config.request_timeout_secs, **tls))
+    return nodes
+
+
+class ElasticsearchOutput:
+    """Implements ``shipper.protocols.Output``; ``health`` holds readiness for ``/readyz``.
+
+    ``metrics`` is accepted for the common output signature; requests and records are counted
+    by delivery, from the Outcome, so nothing is counted twice. ``transport`` replaces the
+    HTTP transport (tests).
+    """
+
+    def __init__(self, name: str, config: ElasticsearchConfig,
+                 metrics: Metrics | None = None, *, transport: Transport | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.health = Health()
+        self._metrics = metrics
+        self._encoder = BulkEncoder(config)
+        self._transport = transport
+
+    # -- Output protocol -----------------------------------------------------------------
+
+    def encode(self, records: Sequence[Record]) -> list[bytes]:
+        return self._encoder.encode(records)
+
+    async def start(self) -> None:
+        """Detect the server and install the template. Raises OutputRetryableError while the
+        server cannot be reached or answers 401/5xx, OutputPermanentError on a misconfiguration
+        that retrying cannot fix."""
+        self._ensure_transport()
+        if not self.config.verify_certs and any(h.startswith("https:") for h in self.config.hosts):
+            log.warning("output %s: TLS certificate verification is disabled (verify_certs: "
+                        "false); the connection can be intercepted", self.name)
+        info = await self._detect()
+        if info.product == "elasticsearch" and info.version[0] < 7:
+            raise OutputPermanentError(
+                f"output {self.name}: {info} is not supported (Elasticsearch 7 or newer)")
+        self.health.server = info
+        if self.config.install_template:
+            await self._install_template(info)
+        self.health.started = True
+        log.info("output %s: connected to %s", self.name, info)
+
+    async def send(self, payloads: Sequence[bytes]) -> Outcome:
+        if not payloads:
+            return Outcome([])
+        parts: list[Outcome] = []
+        bodies = build_bodies(payloads, self.config.max_request_bytes, self.config.gzip)
+        for start, end, body in bodies:
+            outcome = await self._send_body(payloads[start:end], body)
+            parts.append(outcome)
+            if outcome.http_status is None and end < len(payloads):
+                # The cluster is unreachable: the rest would fail the same way, slowly.
+                error = next(iter(outcome.errors.values()))
+                parts.append(Outcome.all(len(payloads) - end, Status.RETRY, error))
+                break
+        return merge_outcomes(parts)
+
+    def describe(self, payload: bytes) -> dict[str, Any]:
+        return decode_payload(payload)
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            await asyncio.to_thread(transport.close)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _ensure_transport(self) -> Transport:
+        if self._transport is None:
+            try:
+                self._transport = Transport(
+                    node_configs(self.config), node_class="urllib3", serializers=_SERIALIZERS,
+                    default_mimetype=JSON, max_retries=0, retry_on_timeout=False,
+                    meta_header=False)
+            except (ValueError, OSError) as exc:  # unreadable CA/cert files, bad host
+                raise OutputPermanentError(
+                    f"output {self.name}: cannot set up connections: {exc}") from exc
+        return self._transport
+
+    async def _request(self, method: str, path: str, body: bytes | None = None,
+                       headers: Mapping[str, str] | None = None,
+                       ) -> tuple[int, Mapping[str, str], bytes]:
+        transport = self._ensure_transport()
+        resp = await asyncio.to_thread(
+            transport.perform_request, method, path, body=body,
+            headers={"accept": JSON, **(headers or {})},
+            request_timeout=self.config.request_timeout_secs)
+        raw = resp.body if isinstance(resp.body, bytes) else b""
+        return resp.meta.status, resp.meta.headers, raw
+
+    async def _send_body(self, payloads: Sequence[bytes], body: bytes) -> Outcome:
+        """One bulk request; on 413 split in halves and send each (nothing was indexed)."""
+        outcome = await self._bulk(body, len(payloads))
+        if not needs_split(outcome):
+            return outcome
+        mid = len(payloads) // 2
+        log.warning("output %s: request of %d records too large (413); splitting",
+                    self.name, len(payloads))
+        left = await self._send_body(payloads[:mid], self._join(payloads[:mid]))
+        if left.http_status is None:  # unreachable now: do not try the other half
+            error = next(iter(left.errors.values()))
+            return merge_outcomes(
+                [left, Outcome.all(len(payloads) - mid, Status.RETRY, error)])
+        right = await self._send_body(payloads[mid:], self._join(payloads[mid:]))
+        return merge_outcomes([left, right])
+
+    def _join(self, payloads: Sequence[bytes]) -> bytes:
+        return join_body(payloads, self.config.gzip)
+
+    async def _bulk(self, body: bytes, n: int) -> Outcome:
+        headers = {"content-type": NDJSON}
+        if self.config.gzip:
+            headers["content-encoding"] = "gzip"
+        try:
+            status, resp_headers, raw = await self._request("POST", "/_bulk", body, headers)
+        except (TransportError, OSError) as exc:
+            kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection_error"
+            outcome = Outcome.all(n, Status.RETRY, ItemError(0, kind, str(exc)))
+        else:
+            outcome = classify(status, raw, n, resp_headers)
+        self.health.observe(outcome)
+        if outcome.http_status in (401, 403):
+            log.error("output %s: credentials rejected (%s); records are kept and retried",
+                      self.name, outcome.http_status)
+        return outcome
+
+    async def _detect(self) -> ServerInfo:
+        try:
+            status, headers, raw = await self._request("GET", "/")
+        except (TransportError, OSError) as exc:
+            raise OutputRetryableError(
+                f"output {self.name}: cannot reach {', '.join(self.config.hosts)}: {exc}"
+            ) from exc
+        if status == 401:
+            self.health.credentials_rejected = True
+            raise OutputCredentialsError(f"output {self.name}: credentials rejected (401)")
+        if status == 403:
+            # A restricted key may index without seeing GET /: assume a current Elasticsearch.
+            log.warning("output %s: GET / is forbidden (403); assuming %s", self.name,
+                        ASSUMED_SERVER)
+            return ASSUMED_SERVER
+        if not 200 <= status < 300:
+            raise OutputRetryableError(
+                f"output {self.name}: GET / answered HTTP {status}",
+                parse_retry_after(headers.get("retry-after")))
+        self.health.credentials_rejected = False
+        try:
+            return parse_root(raw)
+        except ValueError as exc:
+            raise OutputPermanentError(
+                f"output {self.name}: {', '.join(self.config.hosts)} is not Elasticsearch "
+                f"or OpenSearch: {exc}") from exc
+
+    async def _install_template(self, info: ServerInfo) -> None:
+        cfg = self.config
+        pattern = index_pattern(cfg.logstash_format, cfg.logstash_prefix,
+                                cfg.logstash_prefix_separator, cfg.index)
+        path, body = template_request(info, cfg.template_name, pattern, cfg.ilm_policy)
+        try:
+            status, headers, raw = await self._request(
+                "PUT", path, orjson.dumps(body), {"content-type": JSON})
+        except (TransportError, OSError) as exc:
+            raise OutputRetryableError(
+                f"output {self.name}: cannot install template {cfg.template_name}: {exc}"
+            ) from exc
+        if 200 <= status < 300:
+            log.info("output %s: installed template %s for %s", self.name, path, pattern)
+            return
+        detail = raw[:500].decode("utf-8", "replace")
+        if status == 403:
+            log.warning("output %s: not allowed to install template %s (403); indexing with "
+                        "the templates already on the server: %s", self.name, path, detail)
+            return
+        if status == 401 or status == 429 or status >= 500:
+            if status == 401:
+                self.health.credentials_rejected = True
+            raise OutputRetryableError(
+                f"output {self.name}: template {path} answered HTTP {status}: {detail}",
+                parse_retry_after(headers.get("retry-after")))
+        raise OutputPermanentError(
+            f"output {self.name}: template {path} refused (HTTP {status}): {detail}")
