@@ -1,0 +1,83 @@
+"""Reusable extra validations for config fields (``metadata={"check": ...}``).
+
+A check receives the already converted value and returns an error message, or None when the
+value is fine. Checks are pure functions so the whole config can be validated before anything
+starts; the message is shown after the file, line and key path, so it should read as a
+sentence about the value (``must be between 1 and 65535``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sized
+
+
+def port(value: int) -> str | None:
+    """A TCP/UDP port number."""
+    if not 1 <= value <= 65535:
+        return f"must be between 1 and 65535, got {value}"
+    return None
+
+
+def positive(value: float) -> str | None:
+    """A count, size or duration that must be greater than zero."""
+    if value <= 0:
+        return f"must be greater than 0, got {value}"
+    return None
+
+
+def non_negative(value: float) -> str | None:
+    """A count, size or duration that may be zero."""
+    if value < 0:
+        return f"must not be negative, got {value}"
+    return None
+
+
+def non_empty(value: Sized) -> str | None:
+    """A string, list or mapping that must contain something."""
+    if len(value) == 0:
+        return "must not be empty"
+    return None
+
+
+def at_least_one(what: str) -> Callable[[Sized], str | None]:
+    """A list or mapping that must hold at least one ``what`` (``at least one source...``)."""
+
+    def check(value: Sized) -> str | None:
+        if len(value) == 0:
+            return f"at least one {what} is required"
+        return None
+
+    return check
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6addr]:port`` for IPv6) and return both parts.
+
+    Raises ValueError with an operator-readable message when the value is malformed, so the
+    same parsing serves validation and the code that later binds or connects.
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected host:port (like 127.0.0.1:24231), got {value!r}")
+    if host.startswith("["):
+        if not host.endswith("]") or len(host) == 2:
+            raise ValueError(f"expected [ipv6-address]:port, got {value!r}")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address must be written in brackets ([::1]:port), got {value!r}")
+    if not port_text.isdigit():
+        raise ValueError(f"the port must be a number, got {value!r}")
+    number = int(port_text)
+    problem = port(number)
+    if problem is not None:
+        raise ValueError(f"the port {problem}")
+    return host, number
+
+
+def host_port(value: str) -> str | None:
+    """A ``host:port`` listen or connect address."""
+    try:
+        split_host_port(value)
+    except ValueError as exc:
+        return str(exc)
+    return None

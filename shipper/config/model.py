@@ -1,0 +1,64 @@
+"""The top-level configuration of the agent (the whole YAML file).
+
+Sources and outputs are open sets: ``sources`` and ``outputs`` map an operator-chosen name to a
+component whose dataclass is picked by its ``type:`` key from the registries the application
+passes to the loader, so this module knows no component and components know nothing of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shipper.config import checks
+from shipper.config.dump import to_plain
+from shipper.config.types import Seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetryConfig:
+    """The agent's own HTTP endpoint: /metrics (Prometheus), /healthz and /readyz."""
+
+    listen: str = field(default="127.0.0.1:24231", metadata={
+        "doc": "host:port to serve on ([::]:port for IPv6); 0.0.0.0:24231 to be scraped "
+               "from other pods.",
+        "check": checks.host_port})
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class AgentConfig:
+    """The whole configuration file."""
+
+    sources: dict[str, Any] = field(metadata={
+        "doc": "Named sources; each is a mapping whose type key picks the kind of source.",
+        "by_type": "source",
+        "check": checks.at_least_one("source")})
+    outputs: dict[str, Any] = field(metadata={
+        "doc": "Named outputs; each is a mapping whose type key picks the kind of output. "
+               "Every record goes to each output whose match pattern matches its tag.",
+        "by_type": "output",
+        "check": checks.at_least_one("output")})
+    state_dir: str = field(default="/var/lib/shipper", metadata={
+        "doc": "Directory for checkpoints, disk buffers and dead letters (a hostPath volume, "
+               "so progress survives pod restarts).",
+        "check": checks.non_empty})
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig, metadata={
+        "doc": "The metrics and health endpoint."})
+    shutdown_deadline_secs: Seconds = field(default=25.0, metadata={
+        "doc": "On SIGTERM, stop reading and flush for at most this long; keep it below the "
+               "pod's terminationGracePeriodSeconds (30 by default).",
+        "check": checks.positive})
+    stall_after_secs: Seconds = field(default=300.0, metadata={
+        "doc": "/readyz reports an output as not ready when it holds buffered data and has "
+               "delivered nothing for this long.",
+        "check": checks.positive})
+    log_level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata={
+        "doc": "Least severe level of the agent's own JSON log lines."})
+    config_file: str = field(default="", metadata={
+        "doc": "The file this configuration was read from, for messages.",
+        "internal": True})
+
+    def __repr__(self) -> str:
+        """Mask every secret (``metadata={"secret": True}``) of every component, so that
+        logging the config, or a test failure printing it, cannot leak a password."""
+        return f"AgentConfig({to_plain(self)!r})"

@@ -1,0 +1,50 @@
+"""The reusable field checks return a message for a bad value and None for a good one."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipper.config import checks
+
+
+def test_a_port_is_between_1_and_65535() -> None:
+    assert checks.port(1) is None
+    assert checks.port(65535) is None
+    assert checks.port(0) == "must be between 1 and 65535, got 0"
+    assert checks.port(65536) == "must be between 1 and 65535, got 65536"
+
+
+def test_positive_non_negative_and_non_empty() -> None:
+    assert checks.positive(0.1) is None
+    assert checks.positive(0) == "must be greater than 0, got 0"
+    assert checks.non_negative(0) is None
+    assert checks.non_negative(-1) == "must not be negative, got -1"
+    assert checks.non_empty("x") is None
+    assert checks.non_empty([]) == "must not be empty"
+    assert checks.at_least_one("source")({}) == "at least one source is required"
+    assert checks.at_least_one("source")({"a": 1}) is None
+
+
+@pytest.mark.parametrize(("address", "parts"), [
+    ("127.0.0.1:24231", ("127.0.0.1", 24231)),
+    ("0.0.0.0:80", ("0.0.0.0", 80)),
+    ("localhost:9200", ("localhost", 9200)),
+    ("[::]:24231", ("::", 24231)),
+    ("[::1]:8080", ("::1", 8080)),
+])
+def test_a_host_port_address_is_split_into_its_parts(address: str,
+                                                     parts: tuple[str, int]) -> None:
+    assert checks.split_host_port(address) == parts
+    assert checks.host_port(address) is None
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("localhost", "expected host:port (like 127.0.0.1:24231), got 'localhost'"),
+    (":24231", "expected host:port (like 127.0.0.1:24231), got ':24231'"),
+    ("host:http", "the port must be a number, got 'host:http'"),
+    ("host:0", "the port must be between 1 and 65535, got 0"),
+    ("::1:80", "an IPv6 address must be written in brackets ([::1]:port), got '::1:80'"),
+    ("[]:80", "expected [ipv6-address]:port, got '[]:80'"),
+])
+def test_a_malformed_address_is_explained(address: str, message: str) -> None:
+    assert checks.host_port(address) == message
