@@ -77,9 +77,9 @@ class ElasticsearchConfig:
         "doc": "Fixed index name; required when logstash_format is false."})
     user: str | None = field(default=None, metadata={
         "doc": "Basic-auth user name."})
-    password: str | None = field(default=None, metadata={
+    password: str | None = field(default=None, repr=False, metadata={
         "doc": "Basic-auth password (use ${ENV_VAR}).", "secret": True})
-    api_key: str | None = field(default=None, metadata={
+    api_key: str | None = field(default=None, repr=False, metadata={
         "doc": "API key: either 'id:key' (encoded for you) or the already base64-encoded value "
                "that POST /_security/api_key returns as `encoded`.", "secret": True})
     ca_file: str | None = field(default=None, metadata={

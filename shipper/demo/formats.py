@@ -34,7 +34,12 @@ _NEEDS_FIXUP: Final = re.compile("[<>&\t\b\f\u2028\u2029\udc80-\udcff]")
 # orjson writes TAB/BS/FF as short escapes; moby writes \u00XX. Matching `\\\\` first keeps the
 # scan aligned on escape boundaries, so an escaped backslash followed by `t` is left alone.
 _SHORT_ESCAPE: Final = re.compile(rb"\\\\|\\t|\\b|\\f")
-_SHORT_TO_MOBY: Final = {b"\\\\": b"\\\\", b"\\t": b"\\u0009", b"\\b": b"\\u0008", b"\\f": b"\\u000c"}
+_SHORT_TO_MOBY: Final = {
+    b"\\\\": b"\\\\",
+    b"\\t": b"\\u0009",
+    b"\\b": b"\\u0008",
+    b"\\f": b"\\u000c",
+}
 _INVALID_BYTE: Final = re.compile("[\udc80-\udcff]")
 
 

@@ -1,0 +1,81 @@
+"""Helpers for tests that run the whole agent against a real Elasticsearch API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from shipper.app import OUTPUT_TYPES, SOURCE_TYPES, Agent
+from shipper.config.loader import parse_config_text
+from shipper.config.model import AgentConfig
+
+CONFIG = """\
+state_dir: {state}
+sources:
+  containers:
+    type: tail
+    include: ["{logs}/*.log"]
+    read_from_head: true
+    refresh_interval_secs: 0.5
+outputs:
+  es:
+    type: elasticsearch
+    hosts: ["{url}"]
+    logstash_prefix: {prefix}
+    template_name: {prefix}
+    buffer: {{chunk_limit_records: 500, flush_interval_secs: 0.2, retry_initial_secs: 0.05,
+              retry_max_secs: 0.5}}
+telemetry: {{listen: "127.0.0.1:{telemetry}"}}
+shutdown_deadline_secs: 10
+"""
+
+
+def unique_prefix() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def config_text(state: Path, logs: Path, url: str, prefix: str, telemetry: int = 0) -> str:
+    return CONFIG.format(state=state, logs=logs, url=url, prefix=prefix, telemetry=telemetry)
+
+
+def load(text: str) -> AgentConfig:
+    return parse_config_text(text, source_types=SOURCE_TYPES, output_types=OUTPUT_TYPES,
+                             file="test.yaml")
+
+
+def settled(agent: Agent, output: str = "es") -> float:
+    total = 0.0
+    for metric in (agent.metrics.records_delivered, agent.metrics.records_duplicate,
+                   agent.metrics.records_dead_lettered):
+        for sample in metric.collect()[0].samples:
+            if sample.name.endswith("_total") and sample.labels.get("output") == output:
+                total += sample.value
+    return total
+
+
+async def run_until_settled(agent: Agent, expected: int, timeout_secs: float = 120.0) -> None:
+    """Run the agent until ``expected`` records are settled, then stop it (SIGTERM path)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    deadline = time.monotonic() + timeout_secs
+    try:
+        while settled(agent) < expected:
+            if task.done():
+                task.result()
+                raise AssertionError("agent stopped before every record was settled")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {settled(agent)}/{expected} settled in time")
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def metrics_value(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name))
