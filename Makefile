@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ES ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+docs: $(STAMP)
+	$(BIN)/shipper config-docs -o docs/CONFIG.md

@@ -15,7 +15,7 @@ from collections.abc import Callable
 class AckGroup:
     """Counts outstanding holds on one batch and calls ``on_safe`` exactly once at zero."""
 
-    __slots__ = ("_pending", "_on_safe", "_done", "dropped")
+    __slots__ = ("_done", "_on_safe", "_pending", "dropped")
 
     def __init__(self, on_safe: Callable[[AckGroup], None] | None = None) -> None:
         # The creator holds one reference until ``seal`` so fan-out cannot resolve it early.

@@ -134,10 +134,11 @@ class Agent:
         await _wait_until(deliveries, deadline)
         undelivered = sum(u.buffer.bytes_used for u in self.units.values())
         for s in self.sources:
-            close = getattr(s, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+            try:
+                await s.close()
+            except Exception:
+                log.exception("could not persist final progress",
+                              extra={"event": "source_close_failed", "source": s.name})
         for unit in self.units.values():
             with contextlib.suppress(Exception):
                 await unit.output.close()

@@ -74,6 +74,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(es_url=args.es, workdir=Path(args.workdir), lines=args.lines, seed=args.seed)
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from shipper.app import OUTPUT_TYPES, SOURCE_TYPES
+    from shipper.config.docgen import render_agent_docs
+
+    text = render_agent_docs(SOURCE_TYPES, OUTPUT_TYPES)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shipper", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"shipper {__version__}")
@@ -91,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", type=int, default=20_000, help="log records to generate")
     p.add_argument("--seed", type=int, default=42, help="generator seed")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("config-docs", help="write the configuration reference (Markdown)")
+    p.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
+    p.set_defaults(func=cmd_docs)
     return parser
 
 

@@ -27,6 +27,9 @@ class Source(Protocol):
     async def stop(self) -> None:
         """Stop reading new data; persist progress already acknowledged."""
 
+    async def close(self) -> None:
+        """After the outputs drained: persist the progress acknowledged since ``stop``."""
+
 
 class Filter(Protocol):
     def process(self, records: list[Record]) -> list[Record]:

@@ -50,8 +50,10 @@ def at_least_one(what: str) -> Callable[[Sized], str | None]:
     return check
 
 
-def split_host_port(value: str) -> tuple[str, int]:
+def split_host_port(value: str, *, allow_any_port: bool = False) -> tuple[str, int]:
     """Split ``host:port`` (``[v6addr]:port`` for IPv6) and return both parts.
+
+    ``allow_any_port`` accepts port 0, which asks the kernel for a free port when listening.
 
     Raises ValueError with an operator-readable message when the value is malformed, so the
     same parsing serves validation and the code that later binds or connects.
@@ -68,6 +70,8 @@ def split_host_port(value: str) -> tuple[str, int]:
     if not port_text.isdigit():
         raise ValueError(f"the port must be a number, got {value!r}")
     number = int(port_text)
+    if allow_any_port and number == 0:
+        return host, number
     problem = port(number)
     if problem is not None:
         raise ValueError(f"the port {problem}")
@@ -75,9 +79,18 @@ def split_host_port(value: str) -> tuple[str, int]:
 
 
 def host_port(value: str) -> str | None:
-    """A ``host:port`` listen or connect address."""
+    """A ``host:port`` connect address."""
     try:
         split_host_port(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def listen_address(value: str) -> str | None:
+    """A ``host:port`` listen address; port 0 picks a free port."""
+    try:
+        split_host_port(value, allow_any_port=True)
     except ValueError as exc:
         return str(exc)
     return None

@@ -22,7 +22,7 @@ class TelemetryConfig:
     listen: str = field(default="127.0.0.1:24231", metadata={
         "doc": "host:port to serve on ([::]:port for IPv6); 0.0.0.0:24231 to be scraped "
                "from other pods.",
-        "check": checks.host_port})
+        "check": checks.listen_address})
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)

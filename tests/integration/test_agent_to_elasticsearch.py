@@ -63,7 +63,8 @@ async def test_every_generated_line_is_indexed_exactly_once_with_fluentd_fields(
         assert doc["kubernetes"]["pod_name"] == entry.pod
         assert doc["kubernetes"]["container_name"] == entry.container
         assert doc["docker"]["container_id"] == entry.container_id
-        assert doc["tag"] == "kube.var.log.containers." + Path(entry.symlink).name
+        # Fluentd's in_tail tag: prefix + the file's path with "/" turned into ".".
+        assert doc["tag"] == "kube" + str(root / entry.symlink).replace("/", ".")
         assert doc["stream"] in ("stdout", "stderr")
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", doc["time"])
         assert doc["@timestamp"].startswith("2026-11-22T")

@@ -1,0 +1,134 @@
+"""Finding the files to tail: glob rescans, woken early by file-system events.
+
+The globs are the truth; events only make a rescan (or a read) happen sooner. inotify does
+not fire for writes behind a symlink (``/var/log/containers`` holds only symlinks), can
+overflow, and watchdog may be missing or out of watches — so a periodic rescan every
+``refresh_interval_secs`` always runs, and open files are polled for growth by the source.
+
+The watchdog observer runs on its own thread; events are handed to the event loop with
+``loop.call_soon_threadsafe`` and nothing else crosses threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import os
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# kubelet's compressed and temporary rotations, and archives: never tailed.
+BUILTIN_EXCLUDE_SUFFIXES = (".gz", ".tmp", ".zip")
+
+
+class Discovery:
+    """Expands include globs minus excludes into a sorted list of paths."""
+
+    def __init__(self, include: list[str], exclude: list[str]) -> None:
+        self.include = list(include)
+        self.exclude = list(exclude)
+
+    def excluded(self, path: str) -> bool:
+        if path.endswith(BUILTIN_EXCLUDE_SUFFIXES):
+            return True
+        name = os.path.basename(path)
+        return any(fnmatchcase(path, pattern) or fnmatchcase(name, pattern)
+                   for pattern in self.exclude)
+
+    def scan(self) -> list[str]:
+        """Every matching path, sorted (deterministic order = deterministic choices)."""
+        found: set[str] = set()
+        for pattern in self.include:
+            for path in glob.glob(pattern):
+                if not self.excluded(path):
+                    found.add(path)
+        return sorted(found)
+
+    def watch_dirs(self) -> list[tuple[str, bool]]:
+        """(directory, recursive) to watch: the glob-free prefix of each include's directory."""
+        dirs: dict[str, bool] = {}
+        for pattern in self.include:
+            directory = os.path.dirname(pattern) or "."
+            recursive = False
+            while glob.has_magic(directory):
+                directory = os.path.dirname(directory)
+                recursive = True
+            dirs[directory] = dirs.get(directory, False) or recursive
+        return sorted(dirs.items())
+
+
+class Watcher:
+    """Optional watchdog observer; calls ``on_event(structural)`` on the loop thread.
+
+    ``structural`` is True for creations, deletions and moves (a rescan is due) and False for
+    modifications (a read pass is due).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_event: Callable[[bool], None]) -> None:
+        self._loop = loop
+        self._on_event = on_event
+        self._observer: Any = None
+        self._watched: set[str] = set()
+        self._failed: set[str] = set()
+
+    def ensure(self, dirs: list[tuple[str, bool]]) -> None:
+        """Start the observer and watch every existing directory not yet watched.
+
+        Called at every rescan, so a directory created after start is picked up then.
+        Failures (no watchdog, no inotify watches left) are logged once; polling covers.
+        """
+        try:
+            if self._observer is None:
+                from watchdog.observers import Observer
+
+                self._observer = Observer()
+                self._observer.daemon = True
+                self._observer.start()
+        except Exception as exc:  # any failure to start just means "poll only"
+            if "observer" not in self._failed:
+                self._failed.add("observer")
+                log.warning("file events unavailable (%s); relying on polling", exc)
+            return
+        handler = _Handler(self._loop, self._on_event)
+        for directory, recursive in dirs:
+            if directory in self._watched or not os.path.isdir(directory):
+                continue
+            try:
+                self._observer.schedule(handler, directory, recursive=recursive)
+                self._watched.add(directory)
+            except Exception as exc:  # inotify limits, permissions: poll instead
+                if directory not in self._failed:
+                    self._failed.add(directory)
+                    log.warning("cannot watch %s (%s); relying on polling", directory, exc)
+
+    def stop(self) -> None:
+        """Stop the observer thread without waiting for it (it is a daemon thread)."""
+        if self._observer is not None:
+            try:
+                self._observer.stop()
+            except Exception as exc:
+                log.debug("stopping the file observer failed: %s", exc)
+            self._observer = None
+
+
+class _Handler:
+    """watchdog event handler (duck-typed ``dispatch``): forwards to the loop, thread-safe."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_event: Callable[[bool], None]) -> None:
+        self._loop = loop
+        self._on_event = on_event
+
+    def dispatch(self, event: Any) -> None:
+        kind = getattr(event, "event_type", "")
+        if kind in ("opened", "closed_no_write"):
+            return
+        structural = kind in ("created", "deleted", "moved")
+        try:
+            self._loop.call_soon_threadsafe(self._on_event, structural)
+        except RuntimeError:  # loop closed while the observer was still running
+            pass

@@ -1,0 +1,83 @@
+"""Checkpoint store: identity matching, atomic persistence, corrupt-file recovery."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shipper.errors import StorageError
+from shipper.sources.tail.checkpoints import CheckpointStore, Entry
+
+
+def entry(offset: int = 10, dev: int = 1, ino: int = 2, fp: str = "fp", key: str = "cid",
+          generation: int = 0) -> Entry:
+    return Entry("/p", "/real", key, dev, ino, fp, generation, offset)
+
+
+def test_find_matches_only_the_same_key_device_inode_and_fingerprint() -> None:
+    store = CheckpointStore(Path("/nonexistent"))
+    store.put("a", entry())
+    assert store.find("cid", 1, 2, "fp") == ("a", store.entries["a"])
+    assert store.find("cid", 1, 2, "other first line") is None  # inode reused by a new file
+    assert store.find("cid", 1, 3, "fp") is None
+    assert store.find("cid", 7, 2, "fp") is None
+    assert store.find("other container", 1, 2, "fp") is None
+
+
+def test_find_prefers_the_latest_truncation_generation() -> None:
+    store = CheckpointStore(Path("/nonexistent"))
+    store.put("g0", entry(offset=500))
+    store.put("g1", entry(offset=20, generation=1))
+    assert store.find("cid", 1, 2, "fp")[0] == "g1"  # type: ignore[index]
+
+
+def test_offsets_mark_the_store_dirty_only_when_they_change() -> None:
+    store = CheckpointStore(Path("/nonexistent"))
+    store.put("a", entry())
+    store.snapshot()
+    store.set_offset("a", 10)
+    assert not store.dirty
+    store.set_offset("a", 11)
+    store.set_offset("missing", 5)
+    assert store.dirty and store.entries["a"].offset == 11
+
+
+def test_write_then_load_round_trips(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "src")
+    store.put("a", entry(offset=123))
+    store.write(store.snapshot())
+    assert not store.dirty
+    assert not (tmp_path / "src" / "positions.json.tmp").exists()
+    again = CheckpointStore(tmp_path / "src")
+    again.load()
+    assert again.entries == {"a": entry(offset=123)}
+
+
+def test_a_missing_file_is_an_empty_store(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.load()
+    assert store.entries == {}
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"version": 99, "files": {}}',
+                                     b'{"version": 1, "files": {"a": {"path": 1}}}', b"[]"])
+def test_a_corrupt_file_is_moved_aside_and_the_store_starts_empty(
+        tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "positions.json").write_bytes(content)
+    store = CheckpointStore(tmp_path)
+    store.load()
+    assert store.entries == {}
+    assert not (tmp_path / "positions.json").exists()
+    (aside,) = tmp_path.glob("positions.json.corrupt-*")
+    assert aside.read_bytes() == content
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_an_unwritable_directory_raises_storage_error(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        store = CheckpointStore(tmp_path)
+        with pytest.raises(StorageError):
+            store.write(store.snapshot())
+    finally:
+        tmp_path.chmod(0o700)

@@ -1,0 +1,25 @@
+"""Which paths are tailed and which directories are watched (pure parts of discovery)."""
+
+from shipper.sources.tail.discovery import Discovery
+
+
+def test_compressed_and_temporary_rotations_are_always_excluded() -> None:
+    discovery = Discovery(["/var/log/containers/*"], [])
+    assert discovery.excluded("/var/log/pods/a/c/0.log.20240101-120000.gz")
+    assert discovery.excluded("/x/0.log.20240101-120000.tmp")
+    assert discovery.excluded("/x/logs.zip")
+    assert not discovery.excluded("/var/log/containers/a.log")
+
+
+def test_user_excludes_match_the_full_path_or_the_file_name() -> None:
+    discovery = Discovery(["/var/log/containers/*.log"],
+                          ["/var/log/containers/shipper-*", "*_kube-system_*"])
+    assert discovery.excluded("/var/log/containers/shipper-abc_logging_shipper-1.log")
+    assert discovery.excluded("/var/log/containers/dns_kube-system_coredns-1.log")
+    assert not discovery.excluded("/var/log/containers/web_default_nginx-1.log")
+
+
+def test_watch_dirs_are_the_glob_free_prefixes() -> None:
+    discovery = Discovery(["/var/log/containers/*.log", "/var/log/pods/*/*/*.log",
+                           "/var/log/containers/extra-*.log"], [])
+    assert discovery.watch_dirs() == [("/var/log/containers", False), ("/var/log/pods", True)]
