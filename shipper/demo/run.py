@@ -20,6 +20,7 @@ from shipper.config.loader import load_config
 from shipper.demo.embedded_es import EmbeddedElasticsearch
 from shipper.demo.esquery import SearchClient
 from shipper.demo.loggen import generate_node_logs
+from shipper.logs import configure_logging
 
 INDEX_PATTERN = "logstash-*"
 TIMEOUT_SECS = 900.0
@@ -62,6 +63,7 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
     runner = asyncio.create_task(agent.run(stop))
     started = time.monotonic()
     last_print = 0.0
+    tty = out.isatty()
     try:
         while not runner.done():
             await asyncio.sleep(0.25)
@@ -69,8 +71,9 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
             now = time.monotonic()
             if now - last_print >= 1.0 or done >= expected:
                 rate = done / max(now - started, 1e-9)
-                out.write(f"\r  indexed {int(done):>8,} / {expected:,} records "
-                          f"({rate:,.0f}/s)   ")
+                line = f"  indexed {int(done):>8,} / {expected:,} records ({rate:,.0f}/s)"
+                # Rewrite one line on a terminal; one line per second in a log.
+                out.write(f"\r{line}   " if tty else f"{line}\n")
                 out.flush()
                 last_print = now
             if done >= expected:
@@ -78,7 +81,8 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
             if now - started > TIMEOUT_SECS:
                 raise TimeoutError(f"not every record was indexed within {TIMEOUT_SECS:.0f}s")
     finally:
-        out.write("\n")
+        if tty:
+            out.write("\n")
         stop.set()
         await runner
     return agent
@@ -107,6 +111,7 @@ def print_summary(client: SearchClient, expected: int, out: TextIO) -> bool:
 
 def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
              out: TextIO = sys.stdout) -> int:
+    configure_logging("warning")
     workdir = workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
