@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,15 @@ from outputs.elasticsearch.config import ElasticsearchConfig
 from outputs.stdout import StdoutOutput
 from outputs.stdout.config import StdoutConfig
 from shipper.buffer.memory import MemoryBuffer
+from shipper.config.docgen import render_agent_docs
+from shipper.config.loader import load_config, parse_config_text
 from shipper.config.model import AgentConfig
 from shipper.deadletter import DeadLetterStore
 from shipper.delivery import Delivery
 from shipper.health import OutputHealth
 from shipper.metrics import Metrics
-from shipper.pipeline import Pipeline, Route
-from shipper.protocols import Output, Source
+from shipper.pipeline import FilterStage, Pipeline, Route
+from shipper.protocols import Filter, Output, Source
 from shipper.sources.tail import TailSource
 from shipper.sources.tail.config import TailConfig
 from shipper.telemetry import TelemetryServer
@@ -38,11 +40,35 @@ log = logging.getLogger(__name__)
 
 SOURCE_TYPES: dict[str, type] = {"tail": TailConfig}
 OUTPUT_TYPES: dict[str, type] = {"elasticsearch": ElasticsearchConfig, "stdout": StdoutConfig}
+FILTER_TYPES: dict[str, type] = {}
 
 _OUTPUT_FACTORIES: dict[type, Callable[[str, Any, Metrics], Output]] = {
     ElasticsearchConfig: ElasticsearchOutput,
     StdoutConfig: StdoutOutput,
 }
+
+
+_FILTER_FACTORIES: dict[type, Callable[[str, Any, Metrics], Filter]] = {}
+
+
+def load_agent_config(path: str | Path, environ: Mapping[str, str] | None = None,
+                      ) -> AgentConfig:
+    """Load a config file with every component type this build knows."""
+    return load_config(path, source_types=SOURCE_TYPES, output_types=OUTPUT_TYPES,
+                       filter_types=FILTER_TYPES, environ=environ)
+
+
+def parse_agent_config(text: str, file: str = "<config>",
+                       environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """Validate config text with every component type this build knows."""
+    return parse_config_text(text, file=file, source_types=SOURCE_TYPES,
+                             output_types=OUTPUT_TYPES, filter_types=FILTER_TYPES,
+                             environ=environ)
+
+
+def render_config_reference() -> str:
+    """docs/CONFIG.md: every key of every component type."""
+    return render_agent_docs(SOURCE_TYPES, OUTPUT_TYPES, filter_types=FILTER_TYPES)
 
 
 def build_source(name: str, config: Any, state_dir: Path, metrics: Metrics) -> Source:
@@ -81,7 +107,10 @@ class Agent:
                                 health)
             self.units[name] = OutputUnit(output, buffer, delivery, health)
             routes.append(Route(output, buffer, out_cfg.match))
-        self.pipeline = Pipeline([], routes)
+        stages = [FilterStage(_FILTER_FACTORIES[type(f_cfg)](name, f_cfg, self.metrics),
+                              getattr(f_cfg, "match", "**"))
+                  for name, f_cfg in config.filters.items()]
+        self.pipeline = Pipeline(stages, routes)
         self.sources = [build_source(name, cfg, self.state_dir, self.metrics)
                         for name, cfg in config.sources.items()]
         self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,

@@ -22,10 +22,9 @@ EXIT_CONFIG = 2
 
 
 def load(path: str) -> object:
-    from shipper.app import OUTPUT_TYPES, SOURCE_TYPES
-    from shipper.config.loader import load_config
+    from shipper.app import load_agent_config
 
-    return load_config(path, source_types=SOURCE_TYPES, output_types=OUTPUT_TYPES)
+    return load_agent_config(path)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -75,10 +74,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from shipper.app import OUTPUT_TYPES, SOURCE_TYPES
-    from shipper.config.docgen import render_agent_docs
+    from shipper.app import render_config_reference
 
-    text = render_agent_docs(SOURCE_TYPES, OUTPUT_TYPES)
+    text = render_config_reference()
     if args.output == "-":
         sys.stdout.write(text)
     else:

@@ -49,10 +49,39 @@ class Route:
         return out
 
 
+class FilterStage:
+    """A filter applied to the records whose tag matches ``match`` (others pass untouched)."""
+
+    def __init__(self, filter: Filter, match: str = "**") -> None:
+        self.filter = filter
+        self.match = match
+        self._route_all = matches_everything(match)
+        self._regex = compile_tag_pattern(match)
+        self._cache: dict[str, bool] = {}
+
+    def process(self, records: list[Record]) -> list[Record]:
+        if self._route_all:
+            return self.filter.process(records)
+        cache = self._cache
+        selected: list[Record] = []
+        others: list[Record] = []
+        for r in records:
+            ok = cache.get(r.tag)
+            if ok is None:
+                if len(cache) > 10_000:
+                    cache.clear()
+                ok = cache[r.tag] = bool(self._regex.match(r.tag))
+            (selected if ok else others).append(r)
+        if not selected:
+            return records
+        return others + self.filter.process(selected)
+
+
 class Pipeline:
     """Filters plus routes; the single ``emit`` entry point for every source."""
 
-    def __init__(self, filters: Sequence[Filter], routes: Sequence[Route]) -> None:
+    def __init__(self, filters: Sequence[Filter | FilterStage], routes: Sequence[Route],
+                 ) -> None:
         self._filters = list(filters)
         self._routes = list(routes)
 

@@ -60,6 +60,7 @@ def render_config_docs(types: dict[str, type], *, title: str = "Configuration re
 
 
 def render_agent_docs(source_types: Mapping[str, type], output_types: Mapping[str, type], *,
+                      filter_types: Mapping[str, type] | None = None,
                       title: str = "Configuration reference") -> str:
     """The whole reference: the top-level keys, then each source type and each output type.
 
@@ -67,7 +68,8 @@ def render_agent_docs(source_types: Mapping[str, type], output_types: Mapping[st
     """
     lines = [f"# {title}", "", CONVENTIONS]
     lines.extend(_section("shipper.yaml", AgentConfig, level=2))
-    for key, registry in (("sources", source_types), ("outputs", output_types)):
+    for key, registry in (("sources", source_types), ("filters", filter_types or {}),
+                          ("outputs", output_types)):
         for type_name in sorted(registry):
             lines.extend(_section(f"{key}.<name>", registry[type_name], level=2,
                                   heading=f"`{key}.<name>` with `type: {type_name}`"))

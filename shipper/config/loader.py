@@ -30,11 +30,13 @@ def load_config(
     *,
     source_types: Mapping[str, type],
     output_types: Mapping[str, type],
+    filter_types: Mapping[str, type] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
     """Read, interpolate and validate the config file at ``path``.
 
-    ``source_types`` and ``output_types`` map a ``type:`` value to its config dataclass.
+    ``source_types``, ``output_types`` and ``filter_types`` map a ``type:`` value to its config
+    dataclass.
     ``environ`` defaults to the process environment. Raises ``ConfigError`` with every
     problem found, including a file that cannot be read.
     """
@@ -48,7 +50,8 @@ def load_config(
         problem = ConfigProblem(file, None, "", f"cannot read file: {exc.strerror or exc}")
         raise ConfigError([problem]) from exc
     return parse_config_text(text, file=file, source_types=source_types,
-                             output_types=output_types, environ=environ)
+                             output_types=output_types, filter_types=filter_types,
+                             environ=environ)
 
 
 def parse_config_text(
@@ -56,6 +59,7 @@ def parse_config_text(
     *,
     source_types: Mapping[str, type],
     output_types: Mapping[str, type],
+    filter_types: Mapping[str, type] | None = None,
     environ: Mapping[str, str] | None = None,
     file: str = "<config>",
 ) -> AgentConfig:
@@ -69,7 +73,8 @@ def parse_config_text(
     config, schema_problems = convert(
         AgentConfig, tree, file=file,
         environ=os.environ if environ is None else environ,
-        registries={"source": source_types, "output": output_types},
+        registries={"source": source_types, "output": output_types,
+                    "filter": filter_types or {}},
         line=tree.line if tree is not None else 1)
     # A value the YAML layer already rejected (an unsupported tag...) is not reported twice.
     located = {(p.line, p.key_path) for p in problems}

@@ -38,6 +38,10 @@ class AgentConfig:
                "Every record goes to each output whose match pattern matches its tag.",
         "by_type": "output",
         "check": checks.at_least_one("output")})
+    filters: dict[str, Any] = field(default_factory=dict, metadata={
+        "doc": "Named filters, applied in the order written to the records whose tag matches "
+               "their match pattern; each mapping's type key picks the kind of filter.",
+        "by_type": "filter"})
     state_dir: str = field(default="/var/lib/shipper", metadata={
         "doc": "Directory for checkpoints, disk buffers and dead letters (a hostPath volume, "
                "so progress survives pod restarts).",

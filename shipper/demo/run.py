@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from shipper.app import OUTPUT_TYPES, SOURCE_TYPES, Agent
-from shipper.config.loader import load_config
+from shipper.app import Agent, load_agent_config
 from shipper.demo.embedded_es import EmbeddedElasticsearch
 from shipper.demo.esquery import SearchClient
 from shipper.demo.loggen import generate_node_logs
@@ -57,7 +56,7 @@ def settled_records(agent: Agent, output: str) -> float:
 
 
 async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
-    config = load_config(config_path, source_types=SOURCE_TYPES, output_types=OUTPUT_TYPES)
+    config = load_agent_config(config_path)
     agent = Agent(config)
     stop = asyncio.Event()
     runner = asyncio.create_task(agent.run(stop))

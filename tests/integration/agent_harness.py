@@ -8,8 +8,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from shipper.app import OUTPUT_TYPES, SOURCE_TYPES, Agent
-from shipper.config.loader import parse_config_text
+from shipper.app import Agent, parse_agent_config
 from shipper.config.model import AgentConfig
 
 CONFIG = """\
@@ -42,8 +41,7 @@ def config_text(state: Path, logs: Path, url: str, prefix: str, telemetry: int =
 
 
 def load(text: str) -> AgentConfig:
-    return parse_config_text(text, source_types=SOURCE_TYPES, output_types=OUTPUT_TYPES,
-                             file="test.yaml")
+    return parse_agent_config(text, file="test.yaml")
 
 
 def settled(agent: Agent, output: str = "es") -> float:

@@ -214,7 +214,7 @@ def test_the_telemetry_address_must_be_host_and_port() -> None:
 
 def test_the_config_file_is_not_a_key_of_the_file() -> None:
     assert problems_of(MINIMAL + "config_file: other.yaml\n")[0].startswith(
-        "shipper.yaml:5: config_file: unknown key; expected one of: log_level, outputs, ")
+        "shipper.yaml:5: config_file: unknown key; expected one of: filters, log_level, outputs, ")
 
 
 def test_problems_from_every_part_of_the_file_are_reported_together() -> None:
