@@ -158,6 +158,11 @@ def _section(path: str, cls: type, level: int, heading: str | None = None) -> li
         cells = [f"`{f.name}`", type_label(hints[f.name], f), default_label(f, hints[f.name]), doc]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines.append("")
+    examples = getattr(cls, "__config_examples__", "")
+    if examples:
+        # A component may carry worked examples (Markdown) next to its fields, so the
+        # reference shows them and they cannot drift away from the code.
+        lines += [examples.strip(), ""]
     for f in config_fields(cls):
         for suffix, nested in _nested(hints[f.name]):
             lines.extend(_section(f"{path}.{f.name}{suffix}", nested, level + 1))
