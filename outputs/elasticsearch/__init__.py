@@ -49,10 +49,12 @@ from shipper.errors import (
     OutputCredentialsError,
     OutputPermanentError,
     OutputRetryableError,
+    StorageError,
 )
 from shipper.metrics import Metrics
 from shipper.protocols import ItemError, Outcome, Status
 from shipper.record import Record
+from shipper.secrets import SecretFile
 
 __all__ = ["ElasticsearchConfig", "ElasticsearchOutput", "Health", "ServerInfo"]
 
@@ -83,22 +85,27 @@ _SERIALIZERS: Mapping[str, Serializer] = {
     JSON: _RAW, NDJSON: _RAW, "application/*": _RAW, "text/*": _RAW}
 
 
-def auth_headers(config: ElasticsearchConfig) -> dict[str, str]:
-    """``Authorization`` for basic auth or an API key (``id:key`` is encoded, else used as is)."""
-    if config.api_key:
-        key = config.api_key
+def auth_headers(config: ElasticsearchConfig, password: str | None = None,
+                 api_key: str | None = None) -> dict[str, str]:
+    """``Authorization`` for basic auth or an API key (``id:key`` is encoded, else used as is).
+
+    ``password``/``api_key`` override the config's literal values (read from secret files).
+    """
+    key = api_key if api_key is not None else config.api_key
+    if key:
         if ":" in key:
             key = base64.b64encode(key.encode()).decode("ascii")
         return {"authorization": f"ApiKey {key}"}
     if config.user is not None:
-        token = base64.b64encode(f"{config.user}:{config.password or ''}".encode()).decode()
+        secret = password if password is not None else config.password
+        token = base64.b64encode(f"{config.user}:{secret or ''}".encode()).decode()
         return {"authorization": f"Basic {token}"}
     return {}
 
 
 def node_configs(config: ElasticsearchConfig) -> list[NodeConfig]:
     """One NodeConfig per host URL; TLS settings apply to https hosts only."""
-    headers = {"user-agent": USER_AGENT, **auth_headers(config)}
+    headers = {"user-agent": USER_AGENT}
     if config.gzip:
         headers["accept-encoding"] = "gzip"
     nodes = []
@@ -134,6 +141,8 @@ class ElasticsearchOutput:
         self._metrics = metrics
         self._encoder = BulkEncoder(config)
         self._transport = transport
+        self._password_file = SecretFile(config.password_file) if config.password_file else None
+        self._api_key_file = SecretFile(config.api_key_file) if config.api_key_file else None
 
     # -- Output protocol -----------------------------------------------------------------
 
@@ -201,7 +210,7 @@ class ElasticsearchOutput:
         transport = self._ensure_transport()
         resp = await asyncio.to_thread(
             transport.perform_request, method, path, body=body,
-            headers={"accept": JSON, **(headers or {})},
+            headers={"accept": JSON, **self._auth(), **(headers or {})},
             request_timeout=self.config.request_timeout_secs)
         raw = resp.body if isinstance(resp.body, bytes) else b""
         return resp.meta.status, resp.meta.headers, raw
@@ -222,6 +231,15 @@ class ElasticsearchOutput:
         right = await self._send_body(payloads[mid:], self._join(payloads[mid:]))
         return merge_outcomes([left, right])
 
+    def _auth(self) -> dict[str, str]:
+        """Credentials for this request; secret files are re-read when they change."""
+        try:
+            password = self._password_file.value() if self._password_file else None
+            api_key = self._api_key_file.value() if self._api_key_file else None
+        except StorageError as exc:
+            raise OutputRetryableError(f"output {self.name}: {exc}") from exc
+        return auth_headers(self.config, password, api_key)
+
     def _join(self, payloads: Sequence[bytes]) -> bytes:
         return join_body(payloads, self.config.gzip)
 
@@ -234,6 +252,9 @@ class ElasticsearchOutput:
         except (TransportError, OSError) as exc:
             kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection_error"
             outcome = Outcome.all(n, Status.RETRY, ItemError(0, kind, str(exc)))
+        except OutputRetryableError as exc:  # e.g. a secret file that cannot be read now
+            outcome = Outcome.all(n, Status.RETRY, ItemError(0, "credentials_unavailable",
+                                                             str(exc)))
         else:
             outcome = classify(status, raw, n, resp_headers)
         self.health.observe(outcome)

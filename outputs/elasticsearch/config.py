@@ -82,6 +82,11 @@ class ElasticsearchConfig:
     api_key: str | None = field(default=None, repr=False, metadata={
         "doc": "API key: either 'id:key' (encoded for you) or the already base64-encoded value "
                "that POST /_security/api_key returns as `encoded`.", "secret": True})
+    password_file: str | None = field(default=None, metadata={
+        "doc": "File holding the password (a mounted Kubernetes Secret); re-read when it "
+               "changes, so rotating the Secret needs no restart."})
+    api_key_file: str | None = field(default=None, metadata={
+        "doc": "File holding the API key (same forms as api_key); re-read when it changes."})
     ca_file: str | None = field(default=None, metadata={
         "doc": "PEM file of the CA that signed the server certificates (default: system/certifi)."})
     verify_certs: bool = field(default=True, metadata={
@@ -127,9 +132,15 @@ class ElasticsearchConfig:
                 not self.index or self.index.startswith(("-", "_", "+"))
                 or any(c in self.index for c in ' /\\*?"<>|,#:')):
             problems.append(f"index: {self.index!r} is not a valid index name")
-        if self.password is not None and self.user is None:
+        password = self.password is not None or self.password_file is not None
+        api_key = self.api_key is not None or self.api_key_file is not None
+        if self.password is not None and self.password_file is not None:
+            problems.append("password_file: use either password or password_file, not both")
+        if self.api_key is not None and self.api_key_file is not None:
+            problems.append("api_key_file: use either api_key or api_key_file, not both")
+        if password and self.user is None:
             problems.append("password: set user too")
-        if self.user is not None and self.api_key is not None:
+        if self.user is not None and api_key:
             problems.append("api_key: use either user/password or api_key, not both")
         if self.client_key is not None and self.client_cert is None:
             problems.append("client_key: set client_cert too")

@@ -316,4 +316,33 @@ def test_every_host_becomes_a_node_with_tls_only_on_https() -> None:
     assert proxied.verify_certs is False
     assert tls.port == 9243
     assert plain.request_timeout == 5
-    assert plain.headers["authorization"].startswith("Basic ")
+    # Credentials travel per request (they may come from a rotating secret file).
+    assert "authorization" not in plain.headers
+
+
+async def test_every_request_carries_the_credentials() -> None:
+    transport = ScriptedTransport(created)
+    output = make(transport, user="elastic", password="pw")
+    await output.send(output.encode(records(1)))
+    token = base64.b64encode(b"elastic:pw").decode()
+    assert transport.sent[0].headers["authorization"] == f"Basic {token}"
+
+
+async def test_a_rotated_password_file_is_used_without_restart(tmp_path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("first\n")
+    transport = ScriptedTransport(created)
+    output = make(transport, user="elastic", password_file=str(secret))
+    await output.send(output.encode(records(1)))
+    secret.write_text("second-longer\n")
+    await output.send(output.encode(records(1)))
+    sent = [base64.b64decode(s.headers["authorization"].split()[1]) for s in transport.sent]
+    assert sent == [b"elastic:first", b"elastic:second-longer"]
+
+
+async def test_an_unreadable_secret_file_keeps_the_records_for_retry(tmp_path) -> None:
+    transport = ScriptedTransport(created)
+    output = make(transport, user="elastic", password_file=str(tmp_path / "missing"))
+    outcome = await output.send(output.encode(records(2)))
+    assert outcome.statuses == [Status.RETRY, Status.RETRY]
+    assert transport.sent == []
