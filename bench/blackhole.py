@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = json.dumps({"name": "blackhole", "cluster_name": "bench", "tagline": "You Know, for Search",
                    "version": {"number": "8.15.0", "build_flavor": "default"}}).encode()
-ITEM = b'{"create":{"_index":"x","_id":"x","status":201,"result":"created"}}'
+ITEM = b'{"create":{"status":201}}'  # the shape filter_path leaves
 
 
 class Handler(BaseHTTPRequestHandler):

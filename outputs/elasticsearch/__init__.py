@@ -58,6 +58,9 @@ from shipper.secrets import SecretFile
 
 __all__ = ["ElasticsearchConfig", "ElasticsearchOutput", "Health", "ServerInfo"]
 
+# Only what classification needs: a response for 10k items shrinks from ~2 MB to ~250 kB.
+# Understood by Elasticsearch 7-9 and OpenSearch 1-3.
+BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
 log = logging.getLogger(__name__)
 
 USER_AGENT = "shipper"
@@ -248,7 +251,7 @@ class ElasticsearchOutput:
         if self.config.gzip:
             headers["content-encoding"] = "gzip"
         try:
-            status, resp_headers, raw = await self._request("POST", "/_bulk", body, headers)
+            status, resp_headers, raw = await self._request("POST", BULK_PATH, body, headers)
         except (TransportError, OSError) as exc:
             kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection_error"
             outcome = Outcome.all(n, Status.RETRY, ItemError(0, kind, str(exc)))

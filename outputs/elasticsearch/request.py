@@ -73,7 +73,7 @@ class BulkEncoder:
             self._fixed_index = self._action_prefix(self._fixed_name)
         # period key -> action-line prefix; second -> "YYYY-MM-DDTHH:MM:SS" for @timestamp.
         self._index_cache: dict[int, bytes] = {}
-        self._ts_cache: dict[int, str] = {}
+        self._ts_cache: dict[int, bytes] = {}
 
     def _action_prefix(self, index: str) -> bytes:
         """``{"create":{"_index":"<index>"`` — the part of the action line shared by a period."""
@@ -100,29 +100,32 @@ class BulkEncoder:
             cached = self._index_cache[period] = self._action_prefix(self._format_name(period))
         return cached
 
-    def _timestamp(self, time_ns: int) -> str:
-        """``format_rfc3339_nanos``, with its date-time part formatted once per second."""
-        seconds, nanos = divmod(time_ns, NS_PER_SEC)
+    def _timestamp_head(self, seconds: int) -> bytes:
+        """``{"@timestamp":"YYYY-MM-DDTHH:MM:SS`` for one second, formatted once per second."""
         head = self._ts_cache.get(seconds)
         if head is None:
             if len(self._ts_cache) > 4096:
                 self._ts_cache.clear()
-            # "YYYY-MM-DDTHH:MM:SS" of the shared formatter, so the shape is defined once.
-            head = self._ts_cache[seconds] = format_rfc3339_nanos(seconds * NS_PER_SEC)[:19]
-        return f"{head}.{nanos:09d}Z"
+            # The date-time part of the shared formatter, so the shape is defined once.
+            text = format_rfc3339_nanos(seconds * NS_PER_SEC)[:19]
+            head = self._ts_cache[seconds] = b'{"@timestamp":"' + text.encode()
+        return head
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         """One payload per record, in order: action line + source line, both newline-terminated.
 
         The record body is not modified (other outputs may share it). ``_id`` is the record's
         ``doc_id`` (or the ``id_key`` field) and is omitted when there is none, letting the
-        server generate one.
+        server generate one. This runs once per record shipped: one ``orjson.dumps`` and one
+        ``join`` per record, with the per-index and per-second parts cached.
         """
         out: list[bytes] = []
         append = out.append
         dumps = orjson.dumps
+        join = b"".join
         prefix_for = self._action_line_prefix
-        timestamp = self._timestamp
+        ts_cache = self._ts_cache
+        ts_head = self._timestamp_head
         id_key = self._id_key
         for record in records:
             body = record.body
@@ -130,19 +133,25 @@ class BulkEncoder:
                 source = dumps(body)
             except (TypeError, orjson.JSONEncodeError):
                 source = _dumps_fallback(body)
-            if "@timestamp" not in body:
-                ts = b'{"@timestamp":"' + timestamp(record.time_ns).encode()
-                source = ts + (b'"}' if source == b"{}" else b'",' + source[1:])
+            time_ns = record.time_ns
             doc_id = record.doc_id
             if id_key is not None:
                 value = body.get(id_key)
                 if value is not None:
                     doc_id = value if isinstance(value, str) else str(value)
             if doc_id is None:
-                append(prefix_for(record.time_ns) + b"}}\n" + source + b"\n")
+                action = prefix_for(time_ns) + b"}}\n"
             else:
-                append(prefix_for(record.time_ns) + b',"_id":' + dumps(doc_id) + b"}}\n"
-                       + source + b"\n")
+                action = prefix_for(time_ns) + b',"_id":' + dumps(doc_id) + b"}}\n"
+            if "@timestamp" in body:
+                append(action + source + b"\n")
+                continue
+            seconds, nanos = divmod(time_ns, NS_PER_SEC)
+            head = ts_cache.get(seconds) or ts_head(seconds)
+            if len(source) == 2:  # an empty body: {}
+                append(join((action, head, b'.%09dZ"}\n' % nanos)))
+            else:
+                append(join((action, head, b'.%09dZ",' % nanos, memoryview(source)[1:], b"\n")))
         return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from outputs.elasticsearch import ElasticsearchConfig, ElasticsearchOutput
+from outputs.elasticsearch import BULK_PATH, ElasticsearchConfig, ElasticsearchOutput
 from shipper.demo.embedded_es import free_loopback_port as free_port
 from shipper.errors import OutputRetryableError
 from shipper.protocols import Status
@@ -244,7 +244,7 @@ async def test_the_wire_carries_plain_media_types_auth_and_gzip(
     assert (get[0], get[1]) == ("GET", "/prefix/")
     assert (put[0], put[1]) == ("PUT", "/prefix/_index_template/shipper-logstash")
     method, path, headers, body = post
-    assert (method, path) == ("POST", "/prefix/_bulk")
+    assert (method, path) == ("POST", "/prefix" + BULK_PATH)
     assert headers["content-type"] == "application/x-ndjson"
     assert headers["accept"] == "application/json"
     assert headers["content-encoding"] == "gzip"

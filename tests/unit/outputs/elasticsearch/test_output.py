@@ -15,6 +15,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 
 from outputs.elasticsearch import (
+    BULK_PATH,
     ElasticsearchConfig,
     ElasticsearchOutput,
     auth_headers,
@@ -101,7 +102,7 @@ async def test_send_posts_ndjson_with_plain_media_types() -> None:
     outcome = await output.send(payloads)
     assert outcome.statuses == [Status.DELIVERED] * 3
     (sent,) = transport.sent
-    assert (sent.method, sent.target) == ("POST", "/_bulk")
+    assert (sent.method, sent.target) == ("POST", BULK_PATH)
     assert sent.headers["content-type"] == "application/x-ndjson"
     assert sent.headers["accept"] == "application/json"
     assert "compatible-with" not in str(sent.headers)

@@ -204,3 +204,15 @@ def test_merging_prefers_credential_then_connection_failures_for_health() -> Non
     assert merge_outcomes([ok, down, denied]).http_status == 401
     assert merge_outcomes([ok, down]).http_status is None
     assert merge_outcomes([ok, ok]).http_status == 200
+
+
+def test_an_all_ok_response_with_a_missing_item_is_still_a_mismatch() -> None:
+    body = b'{"errors":false,"items":[{"create":{"status":201}}]}'
+    outcome = classify(200, body, 2)
+    assert outcome.statuses == [Status.RETRY, Status.RETRY]
+    assert outcome.errors[0].type == "submit_mismatch"
+
+
+def test_a_filtered_all_ok_response_is_delivered() -> None:
+    body = b'{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}'
+    assert classify(200, body, 2).statuses == [Status.DELIVERED, Status.DELIVERED]
