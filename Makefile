@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check shipper outputs tests bench
+	$(BIN)/mypy shipper outputs
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -102,7 +102,7 @@ class Agent:
             output = factory(name, out_cfg, self.metrics)
             buffer = MemoryBuffer(name, out_cfg.buffer, self.metrics)
             health = OutputHealth(name, config.stall_after_secs,
-                                  has_backlog=lambda b=buffer: not b.empty)
+                                  has_backlog=_backlog_probe(buffer))
             delivery = Delivery(output, buffer, self.dead_letters, self.metrics, out_cfg.buffer,
                                 health)
             self.units[name] = OutputUnit(output, buffer, delivery, health)
@@ -116,6 +116,17 @@ class Agent:
         self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,
                                          [u.health for u in self.units.values()],
                                          before_scrape=self.refresh_gauges)
+
+    def settled_records(self, output: str) -> float:
+        """Records of ``output`` that are done: delivered, already there, or dead-lettered."""
+        total = 0.0
+        for metric in (self.metrics.records_delivered, self.metrics.records_duplicate,
+                       self.metrics.records_dead_lettered):
+            for family in metric.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total") and sample.labels.get("output") == output:
+                        total += sample.value
+        return total
 
     def refresh_gauges(self) -> None:
         now = time.monotonic()
@@ -174,6 +185,13 @@ class Agent:
         await self.telemetry.close()
         log.info("agent stopped", extra={"event": "agent_stopped",
                                          "undelivered_bytes": undelivered})
+
+
+def _backlog_probe(buffer: MemoryBuffer) -> Callable[[], bool]:
+    def has_backlog() -> bool:
+        return not buffer.empty
+
+    return has_backlog
 
 
 async def _wait_until(tasks: list[asyncio.Task[None]], deadline: float) -> None:

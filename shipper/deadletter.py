@@ -51,13 +51,13 @@ class DeadLetterStore:
             return 0
         now = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        lines = []
+        lines: list[bytes] = []
         for described, error in entries:
-            line = dict(described)
-            line["error"] = {"status": error.status, "type": error.type, "reason": error.reason}
-            line["output"] = output
-            line["rejected_at"] = stamp
-            lines.append(orjson.dumps(line, default=str) + b"\n")
+            entry = dict(described)
+            entry["error"] = {"status": error.status, "type": error.type, "reason": error.reason}
+            entry["output"] = output
+            entry["rejected_at"] = stamp
+            lines.append(orjson.dumps(entry, default=str) + b"\n")
         used = self._current_usage()
         stored = 0
         size = 0

@@ -44,17 +44,6 @@ shutdown_deadline_secs: 20
 """
 
 
-def settled_records(agent: Agent, output: str) -> float:
-    reg = agent.metrics.registry
-    total = 0.0
-    for name in ("shipper_records_delivered_total", "shipper_records_duplicate_total"):
-        total += reg.get_sample_value(name, {"output": output}) or 0.0
-    for sample in agent.metrics.records_dead_lettered.collect()[0].samples:
-        if sample.name.endswith("_total") and sample.labels.get("output") == output:
-            total += sample.value
-    return total
-
-
 async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
     config = load_agent_config(config_path)
     agent = Agent(config)
@@ -66,7 +55,7 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
     try:
         while not runner.done():
             await asyncio.sleep(0.25)
-            done = settled_records(agent, "es")
+            done = agent.settled_records("es")
             now = time.monotonic()
             if now - last_print >= 1.0 or done >= expected:
                 rate = done / max(now - started, 1e-9)

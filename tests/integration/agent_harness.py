@@ -45,13 +45,7 @@ def load(text: str) -> AgentConfig:
 
 
 def settled(agent: Agent, output: str = "es") -> float:
-    total = 0.0
-    for metric in (agent.metrics.records_delivered, agent.metrics.records_duplicate,
-                   agent.metrics.records_dead_lettered):
-        for sample in metric.collect()[0].samples:
-            if sample.name.endswith("_total") and sample.labels.get("output") == output:
-                total += sample.value
-    return total
+    return agent.settled_records(output)
 
 
 async def run_until_settled(agent: Agent, expected: int, timeout_secs: float = 120.0) -> None:

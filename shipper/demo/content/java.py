@@ -9,6 +9,7 @@ application frames on top of the Tomcat/Spring frames every servlet request pass
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Final
 
 from shipper.demo.content.base import Line, LineSource, WeightedTable, iso_ms, second_fields
@@ -185,7 +186,7 @@ class SpringBootSource(LineSource):
     def __init__(self, rng: random.Random, cluster: Cluster, pod: Pod, container: Container):
         super().__init__(rng, cluster, pod, container)
         self.app = container.name
-        self.kinds = WeightedTable(
+        self.kinds: WeightedTable[Callable[[int], Line | list[Line]]] = WeightedTable(
             [
                 (self._info, 85.0),
                 (self._warn, 8.0),
