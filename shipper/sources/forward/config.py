@@ -1,0 +1,218 @@
+"""Settings of a ``forward`` source: a Fluentd-compatible forward server (spec §1).
+
+Names follow Fluentd's ``in_forward`` where one exists (``source_hostname_key``,
+``add_tag_prefix``, ``<security>``, ``<transport tls>``), with our unit suffixes. The limits
+have safe defaults because the port faces other pods: a frame, a decompressed payload and the
+number of connections are all bounded, so a broken or hostile client costs a bounded amount
+of memory and only ever loses its own connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from shipper.config import checks
+from shipper.config.types import Bytes, Seconds
+
+MIB = 1024 * 1024
+DEFAULT_PORT = 24224
+
+
+def _check_network(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"expected an IP address or CIDR network (10.0.0.0/8), got {value!r}"
+    return None
+
+
+def _check_tag_part(value: str | None) -> str | None:
+    if value is not None and (not value or any(c.isspace() or not c.isprintable()
+                                               for c in value)):
+        return "must be a non-empty tag without spaces or control characters"
+    return None
+
+
+@dataclass(frozen=True)
+class ForwardUser:
+    """One user name and password accepted when `user_auth` is on."""
+
+    username: str = field(default="", metadata={
+        "doc": "User name the client sends in its PING.", "check": checks.non_empty})
+    password: str = field(default="", repr=False, metadata={
+        "doc": "Password (use ${ENV_VAR}); only its salted SHA-512 digest travels.",
+        "secret": True})
+
+
+@dataclass(frozen=True)
+class ForwardClient:
+    """Per-network settings (Fluentd `<client>`): a shared key and allowed users."""
+
+    network: str = field(default="", metadata={
+        "doc": "Client address or CIDR network this entry applies to (10.0.0.0/8, ::1).",
+        "check": _check_network})
+    shared_key: str | None = field(default=None, repr=False, metadata={
+        "doc": "Shared key for these clients instead of the global one.", "secret": True})
+    users: list[str] = field(default_factory=list, metadata={
+        "doc": "With user_auth, only these user names may connect from this network "
+               "(empty: any configured user)."})
+
+
+@dataclass(frozen=True)
+class ForwardSecurity:
+    """The HELO/PING/PONG handshake (Fluentd `<security>`): a shared key, optionally users."""
+
+    shared_key: str = field(default="", repr=False, metadata={
+        "doc": "Key both sides know (use ${ENV_VAR}); proven with salted SHA-512 digests, "
+               "never sent.", "secret": True, "check": checks.non_empty})
+    self_hostname: str = field(default="", metadata={
+        "doc": "Name this server sends in PONG; must differ from the client's hostname. "
+               "Empty: the machine's hostname."})
+    user_auth: bool = field(default=False, metadata={
+        "doc": "Also require a user name and password from `users`."})
+    allow_anonymous_source: bool = field(default=True, metadata={
+        "doc": "Accept clients whose address matches no `clients` entry."})
+    users: list[ForwardUser] = field(default_factory=list, metadata={
+        "doc": "Accepted users when user_auth is on."})
+    clients: list[ForwardClient] = field(default_factory=list, metadata={
+        "doc": "Per-network keys and user lists, checked in order; the first match wins."})
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.user_auth and not self.users:
+            problems.append("users: at least one user is required when user_auth is true")
+        if not self.allow_anonymous_source and not self.clients:
+            problems.append("clients: required when allow_anonymous_source is false")
+        return problems
+
+
+@dataclass(frozen=True)
+class ForwardTls:
+    """TLS on the forward port (Fluentd `<transport tls>`)."""
+
+    cert_file: str = field(default="", metadata={
+        "doc": "PEM server certificate (with its chain).", "check": checks.non_empty})
+    key_file: str = field(default="", metadata={
+        "doc": "PEM private key of cert_file.", "check": checks.non_empty})
+    ca_file: str | None = field(default=None, metadata={
+        "doc": "PEM CA bundle that client certificates must chain to."})
+    client_cert_auth: bool = field(default=False, metadata={
+        "doc": "Require and verify a client certificate (mutual TLS)."})
+    min_version: Literal["1.2", "1.3"] = field(default="1.2", metadata={
+        "doc": "Oldest TLS version accepted."})
+
+    def validate(self) -> list[str]:
+        if self.client_cert_auth and not self.ca_file:
+            return ["ca_file: required when client_cert_auth is true"]
+        return []
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """A Fluentd forward protocol server: fluent-logger libraries, Docker's fluentd log
+    driver, Fluent Bit and Fluentd forwarders, and other shipper agents send to it."""
+
+    __config_examples__: ClassVar[str] = """\
+**Docker's fluentd log driver** sends each container's lines here (Message mode; `tag`
+becomes the routing tag):
+
+```yaml
+sources:
+  docker:
+    type: forward
+    listen: 0.0.0.0:24224
+outputs:
+  es:
+    type: elasticsearch
+    match: "docker.**"
+```
+
+```sh
+docker run --log-driver=fluentd \\
+  --log-opt fluentd-address=shipper.logging.svc:24224 \\
+  --log-opt tag="docker.{{.Name}}" --log-opt fluentd-async=true nginx
+```
+
+**Fluent Bit forwarding with a shared key over TLS** (at-least-once with acks):
+
+```yaml
+sources:
+  fluentbit:
+    type: forward
+    listen: 0.0.0.0:24224
+    source_hostname_key: forwarder
+    security:
+      shared_key: ${FORWARD_SHARED_KEY}
+      self_hostname: aggregator
+    tls:
+      cert_file: /etc/shipper/tls/tls.crt
+      key_file: /etc/shipper/tls/tls.key
+```
+
+```ini
+[OUTPUT]
+    Name                 forward
+    Match                *
+    Host                 shipper.logging.svc
+    Port                 24224
+    Shared_Key           ${FORWARD_SHARED_KEY}
+    Self_Hostname        fluent-bit
+    Require_ack_response true
+    tls                  on
+    tls.verify           on
+    tls.ca_file          /fluent-bit/tls/ca.crt
+```
+
+A client that asks for acks (`chunk` option: Fluentd `require_ack_response`, Fluent Bit
+`Require_ack_response`) gets `{"ack": ...}` only once its events are safe: delivered with a
+memory buffer, written with a disk buffer. Resent chunks map to the same document ids, so
+Elasticsearch answers 409 instead of storing them twice.
+"""
+
+    type: Literal["forward"] = field(default="forward", metadata={"doc": "Source type."})
+    listen: str = field(default=f"0.0.0.0:{DEFAULT_PORT}", metadata={
+        "doc": "host:port for TCP and, on the same port, the UDP heartbeat ([::]:24224 for "
+               "IPv6; port 0 picks a free port).",
+        "check": checks.listen_address})
+    tag: str | None = field(default=None, metadata={
+        "doc": "Replace every client tag with this one (Fluentd `tag`).",
+        "check": _check_tag_part})
+    add_tag_prefix: str | None = field(default=None, metadata={
+        "doc": "Routing tag becomes `<prefix>.<client tag>` (Fluentd `add_tag_prefix`).",
+        "check": _check_tag_part})
+    source_hostname_key: str | None = field(default=None, metadata={
+        "doc": "Add the client's reverse-DNS hostname (its IP when it has none) to every "
+               "record under this key."})
+    source_address_key: str | None = field(default=None, metadata={
+        "doc": "Add the client's IP address to every record under this key."})
+    max_frame_bytes: Bytes = field(default=8 * MIB, metadata={
+        "doc": "Largest request accepted; a client sending more loses its connection (no ack, "
+               "so an acking client retries). This bounds each connection's receive buffer.",
+        "check": checks.positive})
+    max_decompressed_bytes: Bytes = field(default=64 * MIB, metadata={
+        "doc": "Largest decompressed CompressedPackedForward payload (gzip bomb guard).",
+        "check": checks.positive})
+    max_connections: int = field(default=256, metadata={
+        "doc": "Open connections at most; more are closed at once and counted.",
+        "check": checks.positive})
+    idle_timeout_secs: Seconds = field(default=30.0, metadata={
+        "doc": "Close a connection that sent nothing for this long and waits for no ack.",
+        "check": checks.positive})
+    max_batch_records: int = field(default=2000, metadata={
+        "doc": "Most records per emitted batch; a large request is emitted in several batches "
+               "and acknowledged when all of them are safe.",
+        "check": checks.positive})
+    security: ForwardSecurity | None = field(default=None, metadata={
+        "doc": "Require the shared-key handshake (Fluentd `<security>`)."})
+    tls: ForwardTls | None = field(default=None, metadata={
+        "doc": "Serve TLS on the port (Fluentd `<transport tls>`)."})
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.max_decompressed_bytes < self.max_frame_bytes:
+            problems.append("max_decompressed_bytes: must be at least max_frame_bytes")
+        if self.tag is not None and self.add_tag_prefix is not None:
+            problems.append("add_tag_prefix: use either tag or add_tag_prefix, not both")
+        return problems

@@ -1,0 +1,314 @@
+"""One client connection of the forward server (spec §1.1, §1.5-§1.8).
+
+The loop is: (handshake) → read → frame → decode → ``await emit`` per batch → read again.
+Awaiting ``emit`` before the next read is the backpressure: while the buffers are full this
+connection's socket is not read, the kernel window fills and the client slows down.
+
+A request with a ``chunk`` id is acknowledged once every batch made from it is safe (the
+pipeline resolves their ack groups); a parent ``AckGroup`` fans the batches in. A request that
+failed half-way (malformed tail, connection lost, shutdown) is never acknowledged, so the
+client resends it, and the deterministic document ids absorb what had already been emitted.
+
+Acks may be due after the client stopped sending, after the source stopped reading, or after
+malformed bytes followed good requests: the connection then *lingers* (socket open, no reads)
+until its last ack is written or the source closes, so a client waiting for acks during a
+graceful shutdown still gets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import orjson
+
+from shipper.acks import AckGroup
+from shipper.errors import InputProtocolError
+from shipper.metrics import Metrics
+from shipper.protocols import Emit
+from shipper.record import Batch
+from shipper.sources.forward.config import ForwardConfig
+from shipper.sources.forward.decoder import (
+    JsonFramer,
+    MsgpackFramer,
+    parse_request,
+    unpack_frame,
+)
+from shipper.sources.forward.events import EventConverter
+from shipper.sources.forward.handshake import ServerHandshake
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 64 * 1024
+MAX_PING_BYTES = 64 * 1024
+# A client that stops reading its acks must not make us buffer without bound.
+MAX_UNREAD_REPLY_BYTES = 1024 * 1024
+_JSON_START = frozenset(b"{[")
+
+
+class _Idle(Exception):
+    """Nothing was received for idle_timeout_secs and no ack is due."""
+
+
+@dataclass
+class ServerContext:
+    """What every connection of one source shares."""
+
+    name: str
+    config: ForwardConfig
+    metrics: Metrics
+    emit: Emit
+    loop: asyncio.AbstractEventLoop
+    warn: Callable[..., None]  # rate-limited warning: (event, message, **fields)
+    linger: Callable[[Connection], None]
+    done: Callable[[Connection], None]
+    hostname_of: Callable[[str, int], Any]  # coroutine factory: ip, port -> hostname
+    stopping: bool = False
+    loop_thread: int = field(default_factory=threading.get_ident)
+
+
+class Connection:
+    """Serves one accepted socket until EOF, error, idle timeout or shutdown."""
+
+    def __init__(self, ctx: ServerContext, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.ctx = ctx
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername") or ("", 0)
+        self.peer_ip: str = str(peer[0])
+        self.peer_port: int = int(peer[1]) if len(peer) > 1 else 0
+        self.pending_acks = 0
+        self.reading = False
+        self.lingering = False
+        self.task: asyncio.Task[None] | None = None
+        self._json = False
+        self._closed = False
+        m = ctx.metrics
+        self._m_records = m.records_read.labels(ctx.name)
+        self._m_bytes = m.bytes_read.labels(ctx.name)
+        self._m_acks = m.forward_acks.labels(ctx.name)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        self.task = asyncio.current_task()
+        ctx = self.ctx
+        reason = ""
+        try:
+            converter = await self._converter()
+            framer: MsgpackFramer | JsonFramer | None = None
+            if ctx.config.security is not None:
+                secured = MsgpackFramer(ctx.config.max_frame_bytes)
+                framer = secured
+                backlog = await self._handshake(secured)
+                if backlog is None:
+                    reason = "auth_failed"
+                    return
+                for frame in backlog:
+                    await self._handle(unpack_frame(frame), frame, converter)
+            await self._read_loop(framer, converter)
+        except InputProtocolError as exc:
+            reason = exc.reason
+            ctx.warn("forward_malformed_input", f"closing the connection: {exc}",
+                     peer=self.peer_ip, reason=exc.reason)
+        except _Idle:
+            reason = "idle"
+        except (ConnectionError, TimeoutError):
+            reason = "peer"
+        except OSError as exc:  # TLS errors are OSErrors too
+            reason = "peer"
+            log.debug("forward connection error: %s", exc, extra={"event": "forward_conn_error"})
+        except asyncio.CancelledError:
+            reason = "shutdown"
+            raise
+        finally:
+            self.reading = False
+            if reason and reason not in ("peer", "shutdown"):
+                ctx.metrics.forward_connections_closed.labels(ctx.name, reason).inc()
+            if self.pending_acks <= 0 or reason == "peer":
+                self.close()
+            else:
+                self.lingering = True
+                ctx.linger(self)
+            ctx.done(self)
+
+    def stop_reading(self) -> None:
+        """Shutdown: interrupt a read in progress; an emit in progress finishes first."""
+        if self.reading and self.task is not None and not self.lingering:
+            self.task.cancel()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def _read(self) -> bytes:
+        idle = self.ctx.config.idle_timeout_secs
+        self.reading = True
+        try:
+            while True:
+                if self.ctx.stopping:
+                    return b""
+                try:
+                    async with asyncio.timeout(idle):
+                        return await self.reader.read(READ_BYTES)
+                except TimeoutError:
+                    if self.pending_acks == 0:
+                        raise _Idle() from None
+        finally:
+            self.reading = False
+
+    async def _read_loop(self, framer: MsgpackFramer | JsonFramer | None,
+                         converter: EventConverter) -> None:
+        ctx = self.ctx
+        while not ctx.stopping:
+            data = await self._read()
+            if not data:
+                return
+            self._m_bytes.inc(len(data))
+            if framer is None:
+                self._json = data[0] in _JSON_START
+                framer = (JsonFramer(ctx.config.max_frame_bytes) if self._json
+                          else MsgpackFramer(ctx.config.max_frame_bytes))
+            if isinstance(framer, JsonFramer):
+                for value, raw in framer.feed(data):
+                    await self._handle(value, raw, converter)
+            else:
+                for frame in framer.feed(data):
+                    await self._handle(unpack_frame(frame), frame, converter)
+            if framer.failed is not None:
+                raise framer.failed
+        if framer is not None and framer.buffered and not ctx.stopping:
+            raise InputProtocolError("malformed", "the connection ended inside a request")
+
+    async def _handshake(self, framer: MsgpackFramer) -> list[bytes] | None:
+        """HELO, then the client's PING; returns frames that followed the PING, or None
+        when the client was refused (PONG false already written)."""
+        security = self.ctx.config.security
+        assert security is not None
+        handshake = ServerHandshake(security, self.peer_ip)
+        self.writer.write(handshake.helo())
+        frames: list[bytes] = []
+        while not frames:
+            data = await self._read()
+            if not data:
+                raise ConnectionResetError("closed during the handshake")
+            if framer.buffered + len(data) > MAX_PING_BYTES:
+                raise InputProtocolError("malformed", "PING too large")
+            frames = framer.feed(data)
+        result = handshake.check_ping(unpack_frame(frames[0]))
+        self.writer.write(result.reply)
+        if not result.ok:
+            self.ctx.warn("forward_auth_failed", f"handshake refused: {result.reason}",
+                          peer=self.peer_ip)
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.writer.drain()
+            return None
+        return frames[1:]
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _converter(self) -> EventConverter:
+        cfg = self.ctx.config
+        extra: dict[str, str] = {}
+        if cfg.source_address_key:
+            extra[cfg.source_address_key] = self.peer_ip
+        if cfg.source_hostname_key:
+            extra[cfg.source_hostname_key] = await self.ctx.hostname_of(
+                self.peer_ip, self.peer_port)
+        return EventConverter(cfg.tag, cfg.add_tag_prefix, extra)
+
+    async def _handle(self, message: Any, raw: bytes, converter: EventConverter) -> None:
+        ctx = self.ctx
+        if message is None:
+            return  # heartbeat / no-op
+        if not isinstance(message, list):
+            ctx.metrics.forward_events_skipped.labels(ctx.name, "not_a_request").inc()
+            ctx.warn("forward_broken_request", "ignored a request that is not an array",
+                     peer=self.peer_ip)
+            return
+        request = parse_request(message, raw, ctx.config.max_decompressed_bytes)
+        chunk = request.chunk
+        parent: AckGroup | None = None
+        if chunk is not None:
+            self.pending_acks += 1
+            parent = AckGroup(on_safe=functools.partial(self._on_request_safe, chunk))
+        try:
+            for records in converter.batches(request, ctx.config.max_batch_records):
+                group = None
+                if parent is not None:
+                    parent.hold()
+                    group = AckGroup(on_safe=functools.partial(self._on_batch_safe, parent))
+                self._m_records.inc(len(records))
+                await ctx.emit(Batch(records, group, source=ctx.name))
+        except BaseException:
+            if parent is not None:
+                self.pending_acks -= 1  # never sealed: no ack for a request cut short
+            raise
+        finally:
+            self._flush_counters(converter)
+        if parent is not None:
+            parent.seal()
+
+    def _flush_counters(self, converter: EventConverter) -> None:
+        ctx = self.ctx
+        for reason, n in converter.skipped.items():
+            ctx.metrics.forward_events_skipped.labels(ctx.name, reason).inc(n)
+        for flag, n in converter.flagged.items():
+            ctx.metrics.records_flagged.labels(ctx.name, flag).inc(n)
+        converter.skipped.clear()
+        converter.flagged.clear()
+
+    # -- acks (may be called from another thread by a disk buffer) ------------------------
+
+    def _on_request_safe(self, chunk: Any, _group: AckGroup) -> None:
+        self._acked(chunk)
+
+    def _on_batch_safe(self, parent: AckGroup, _group: AckGroup) -> None:
+        self._release(parent)
+
+    def _release(self, parent: AckGroup) -> None:
+        if threading.get_ident() != self.ctx.loop_thread:
+            self.ctx.loop.call_soon_threadsafe(parent.release)
+        else:
+            parent.release()
+
+    def _acked(self, chunk: Any) -> None:
+        if threading.get_ident() != self.ctx.loop_thread:
+            self.ctx.loop.call_soon_threadsafe(self._acked, chunk)
+            return
+        self.pending_acks -= 1
+        if not self._closed and not self.writer.is_closing():
+            transport = self.writer.transport
+            if transport.get_write_buffer_size() > MAX_UNREAD_REPLY_BYTES:
+                self.ctx.warn("forward_acks_unread", "client does not read its acks; closing",
+                              peer=self.peer_ip)
+                self.close()
+            else:
+                self.writer.write(self._ack_bytes(chunk))
+                self._m_acks.inc()
+        if self.lingering and self.pending_acks <= 0:
+            self.close()
+
+    def _ack_bytes(self, chunk: Any) -> bytes:
+        if self._json:
+            return orjson.dumps({"ack": chunk}, default=str)
+        # Echo the chunk byte for byte (Fluentd's ends in "\n"; clients compare exactly).
+        return msgpack.packb({"ack": chunk}, use_bin_type=True,
+                             unicode_errors="surrogateescape")

@@ -1,0 +1,301 @@
+"""Turning a connection's byte stream into forward requests (spec §1.1-§1.5).
+
+Framing and decoding are separate on purpose. ``MsgpackFramer`` finds where each request ends
+with ``Unpacker.skip``, which builds no objects, and only a *complete* frame is then decoded.
+Decoding a partial stream would let a client park many nested container headers in the
+unpacker (each preallocates its declared length) and hold tens of MiB per connection with a
+few KiB sent; a complete frame can declare no more elements than it has bytes. A frame grows
+at most to ``max_frame_bytes``: that is the per-connection receive memory.
+
+Frames are decoded with ``raw=False`` and ``surrogateescape``, so a PackedForward blob sent as
+``str`` (Fluentd's out_forward does) is recovered byte for byte. PackedForward entries are
+decoded lazily from the (decompressed) blob, with ``backslashreplace`` so that invalid UTF-8
+in a record still becomes a JSON-safe string. Gzip payloads may hold several members and are
+inflated with a streamed cap (``max_decompressed_bytes``), so a gzip bomb stops at the cap.
+
+The JSON variant (first byte ``{`` or ``[``) is framed by ``JsonFramer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from shipper.errors import InputProtocolError
+
+_UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
+                  RecursionError, MemoryError)
+# Any nested container count above this is not a log record; it only costs preallocation.
+_MAX_MAP_LEN = 1 << 16
+
+
+class EventTime:
+    """msgpack ext type 0: uint32 seconds and uint32 nanoseconds, big-endian (spec §1.4)."""
+
+    __slots__ = ("ns",)
+
+    def __init__(self, ns: int) -> None:
+        self.ns = ns
+
+    def __repr__(self) -> str:
+        return f"EventTime({self.ns})"
+
+
+def ext_hook(code: int, data: bytes) -> Any:
+    """EventTime for ext 0 (fixext8 or ext8 of length 8); other ext types stay opaque."""
+    if code == 0 and len(data) == 8:
+        sec = int.from_bytes(data[:4], "big")
+        nsec = int.from_bytes(data[4:], "big")
+        return EventTime(sec * 1_000_000_000 + nsec)
+    return msgpack.ExtType(code, data)
+
+
+def _malformed(message: str, exc: BaseException | None = None) -> InputProtocolError:
+    detail = f": {exc}" if exc is not None else ""
+    return InputProtocolError("malformed", f"{message}{detail}")
+
+
+class MsgpackFramer:
+    """Splits a msgpack stream into complete frames of at most ``max_frame`` bytes."""
+
+    def __init__(self, max_frame: int) -> None:
+        self._max = max_frame
+        self._unpacker = msgpack.Unpacker(max_buffer_size=max_frame)
+        self._raw = bytearray()  # bytes of the current, incomplete frame
+        self._offset = 0  # stream offset of _raw[0]
+        self.failed: InputProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that do not yet form a complete frame."""
+        return len(self._raw)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return every frame they complete, in order.
+
+        Garbage after complete frames is reported by ``failed`` (check it once those frames
+        are handled) so the requests before it are not lost.
+        """
+        if self.failed is not None:
+            raise self.failed
+        frames: list[bytes] = []
+        view = memoryview(data)
+        while view:
+            room = self._max - len(self._raw)
+            if room <= 0:
+                raise InputProtocolError(
+                    "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})")
+            piece, view = view[:room], view[room:]
+            try:
+                self._unpacker.feed(piece)
+            except msgpack.BufferFull as exc:
+                raise InputProtocolError(
+                    "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})") from exc
+            self._raw += piece
+            start = 0
+            while True:
+                try:
+                    self._unpacker.skip()
+                except msgpack.OutOfData:
+                    break
+                except _UNPACK_ERRORS as exc:
+                    if not frames:
+                        raise _malformed("undecodable msgpack", exc) from exc
+                    # Hand out the requests that came before the garbage; fail next time.
+                    self.failed = _malformed("undecodable msgpack", exc)
+                    return frames
+                end = self._unpacker.tell() - self._offset
+                frames.append(bytes(self._raw[start:end]))
+                start = end
+            if start:
+                del self._raw[:start]
+                self._offset += start
+        return frames
+
+
+class JsonFramer:
+    """Splits the JSON variant (a stream of JSON values) into ``(value, raw bytes)`` pairs."""
+
+    def __init__(self, max_frame: int) -> None:
+        self._max = max_frame
+        self._buf = bytearray()
+        self._decoder = json.JSONDecoder()
+        self.failed: InputProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[tuple[Any, bytes]]:
+        """Like ``MsgpackFramer.feed``: values completed by ``data``; see ``failed``."""
+        if self.failed is not None:
+            raise self.failed
+        self._buf += data
+        out: list[tuple[Any, bytes]] = []
+        # A value can only be complete once a closing bracket arrived: skip futile parses.
+        if b"]" in data or b"}" in data:
+            text = self._buf.decode("utf-8", "surrogateescape")
+            pos = 0
+            n = len(text)
+            while True:
+                while pos < n and text[pos] in " \t\r\n":
+                    pos += 1
+                if pos >= n:
+                    break
+                try:
+                    value, end = self._decoder.raw_decode(text, pos)
+                except json.JSONDecodeError as exc:
+                    if exc.pos >= n - 1 or exc.msg.startswith("Unterminated string"):
+                        break  # incomplete: wait for more bytes
+                    if not out:
+                        raise _malformed("invalid JSON", exc) from exc
+                    self.failed = _malformed("invalid JSON", exc)
+                    break
+                except RecursionError as exc:
+                    raise _malformed("JSON nested too deeply", exc) from exc
+                out.append((value, text[pos:end].encode("utf-8", "surrogateescape")))
+                pos = end
+            if pos:
+                del self._buf[:len(text[:pos].encode("utf-8", "surrogateescape"))]
+        if len(self._buf) > self._max:
+            raise InputProtocolError(
+                "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})")
+        return out
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate one or more concatenated gzip members, never producing more than ``limit``."""
+    out = bytearray()
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        pending = rest
+        while True:
+            try:
+                piece = inflater.decompress(pending, max(1, limit - len(out) + 1))
+            except zlib.error as exc:
+                raise _malformed("invalid gzip data", exc) from exc
+            out += piece
+            if len(out) > limit:
+                raise InputProtocolError(
+                    "decompressed_too_large",
+                    f"decompressed entries exceed max_decompressed_bytes ({limit})")
+            if inflater.eof:
+                break
+            pending = inflater.unconsumed_tail
+            if not pending and not piece:
+                raise _malformed("truncated gzip data")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+
+
+@dataclass(slots=True)
+class Request:
+    """One decoded request. ``entries`` yields raw ``[time, record]`` items lazily."""
+
+    tag: str
+    mode: str  # message | forward | packed | compressed
+    entries: Iterator[Any]
+    option: dict[Any, Any]
+    raw: bytes
+    strings_checked: bool  # True when record strings are known to be valid Unicode
+
+    @property
+    def chunk(self) -> Any:
+        return self.option.get("chunk")
+
+    def digest(self) -> bytes:
+        """Identity of the request's bytes: a resend of the same chunk has the same one."""
+        return hashlib.blake2b(self.raw, digest_size=15).digest()
+
+
+def unpack_frame(frame: bytes) -> Any:
+    """Decode one complete msgpack frame (see the module docstring for the options)."""
+    try:
+        return msgpack.unpackb(frame, raw=False, unicode_errors="surrogateescape",
+                               ext_hook=ext_hook, strict_map_key=False,
+                               max_map_len=_MAX_MAP_LEN)
+    except _UNPACK_ERRORS as exc:
+        raise _malformed("undecodable msgpack", exc) from exc
+
+
+def iter_packed(blob: bytes) -> Iterator[Any]:
+    """Entries of a MessagePackEventStream, decoded one at a time.
+
+    Each entry is first skipped (no objects built) and only then decoded from its complete
+    bytes, so a trailing partial entry with large declared container lengths costs nothing;
+    decoding it directly would preallocate those containers (tens of MiB from KiB sent).
+    """
+    if not blob:
+        return
+    framer = msgpack.Unpacker(max_buffer_size=len(blob))
+    framer.feed(blob)
+    view = memoryview(blob)
+    start = 0
+    while True:
+        try:
+            framer.skip()
+        except msgpack.OutOfData:
+            break
+        except _UNPACK_ERRORS as exc:
+            raise _malformed("undecodable entries", exc) from exc
+        end = framer.tell()
+        try:
+            entry = msgpack.unpackb(view[start:end], raw=False,
+                                    unicode_errors="backslashreplace", ext_hook=ext_hook,
+                                    strict_map_key=False, max_map_len=_MAX_MAP_LEN)
+        except _UNPACK_ERRORS as exc:
+            raise _malformed("undecodable entries", exc) from exc
+        start = end
+        yield entry
+    if start != len(blob):
+        raise _malformed("entries end in the middle of an event")
+
+
+def _text(value: Any, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    raise _malformed(f"{what} must be a string, got {type(value).__name__}")
+
+
+def parse_request(message: list[Any], raw: bytes, max_decompressed: int) -> Request:
+    """Recognise the carrier mode by the type of the second element (spec §1.2)."""
+    if len(message) < 2:
+        raise _malformed(f"a request needs a tag and events, got {len(message)} element(s)")
+    tag = _text(message[0], "the tag")
+    second = message[1]
+    if isinstance(second, bytes | str):
+        option = _option(message, 2)
+        blob = second.encode("utf-8", "surrogateescape") if isinstance(second, str) else second
+        compressed = option.get("compressed")
+        if isinstance(compressed, bytes):
+            compressed = compressed.decode("ascii", "replace")
+        if compressed in (None, "text"):
+            return Request(tag, "packed", iter_packed(blob), option, raw, True)
+        if compressed == "gzip":
+            return Request(tag, "compressed", iter_packed(gunzip(blob, max_decompressed)),
+                           option, raw, True)
+        raise InputProtocolError("unsupported_compression",
+                                 f"unsupported compression {compressed!r} (text or gzip)")
+    if isinstance(second, list):
+        return Request(tag, "forward", iter(second), _option(message, 2), raw, False)
+    record = message[2] if len(message) > 2 else None
+    return Request(tag, "message", iter([[second, record]]), _option(message, 3), raw, False)
+
+
+def _option(message: list[Any], index: int) -> dict[Any, Any]:
+    option = message[index] if len(message) > index else None
+    if option is None:
+        return {}
+    if not isinstance(option, dict):
+        raise _malformed(f"the option must be a map, got {type(option).__name__}")
+    return option

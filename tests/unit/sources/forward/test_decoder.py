@@ -1,0 +1,179 @@
+"""Framing and carrier modes, checked against the spec's byte examples (forward spec §1.10)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import msgpack
+import pytest
+
+from shipper.errors import InputProtocolError
+from shipper.sources.forward.decoder import (
+    EventTime,
+    JsonFramer,
+    MsgpackFramer,
+    gunzip,
+    parse_request,
+    unpack_frame,
+)
+
+MESSAGE_HEX = ("93a76170702e6c6f67d7006553f100075bcd1582a36c6f67a668656c6c6f0a"
+               "a673747265616da6737464 6f7574").replace(" ", "")
+FORWARD_HEX = ("92a76170702e6c6f6792" "92ce6553f10081a36c6f67a161"
+               "92d7006553f1010000000581a36c6f67a162")
+ENTRIES_HEX = "92d7006553f1000000000081a36c6f67a16192ce6553f10181a36c6f67a162"
+PACKED_HEX = ("93a76170702e6c6f67c41f" + ENTRIES_HEX
+              + "82a473697a6502a56368756e6bb8" + b"p8n9gmxTQVC8/nh2wlKKeQ==".hex())
+MB = 1024 * 1024
+
+
+def decode(frame: bytes, limit: int = 64 * MB) -> tuple[str, str, list[list[object]], dict]:
+    request = parse_request(unpack_frame(frame), frame, limit)
+    return request.tag, request.mode, list(request.entries), request.option
+
+
+def times(entries: list[list[object]]) -> list[object]:
+    return [e[0].ns if isinstance(e[0], EventTime) else e[0] for e in entries]
+
+
+def test_message_mode_spec_example() -> None:
+    frame = bytes.fromhex(MESSAGE_HEX)
+    assert len(frame) == 45
+    tag, mode, entries, option = decode(frame)
+    assert (tag, mode, option) == ("app.log", "message", {})
+    assert times(entries) == [1_700_000_000_123_456_789]
+    assert entries[0][1] == {"log": "hello\n", "stream": "stdout"}
+
+
+def test_forward_mode_spec_example_mixes_integer_and_event_time() -> None:
+    tag, mode, entries, _ = decode(bytes.fromhex(FORWARD_HEX))
+    assert (tag, mode) == ("app.log", "forward")
+    assert times(entries) == [1_700_000_000, 1_700_000_001_000_000_005]
+    assert [e[1] for e in entries] == [{"log": "a"}, {"log": "b"}]
+
+
+def test_packed_forward_spec_example_with_chunk() -> None:
+    frame = bytes.fromhex(PACKED_HEX)
+    assert len(frame) == 80
+    _, mode, entries, option = decode(frame)
+    assert mode == "packed"
+    assert option == {"size": 2, "chunk": "p8n9gmxTQVC8/nh2wlKKeQ=="}
+    assert [e[1] for e in entries] == [{"log": "a"}, {"log": "b"}]
+
+
+def test_packed_entries_as_str32_like_fluentd_sends_them() -> None:
+    entries = bytes.fromhex(ENTRIES_HEX) + msgpack.packb([1, {"bin": b"\xff\xfe"}])
+    frame = (b"\x93\xa7app.log\xdb" + len(entries).to_bytes(4, "big") + entries
+             + msgpack.packb({"chunk": "id==\n", "compressed": "text", "size": 3}))
+    _, mode, decoded, option = decode(frame)
+    assert mode == "packed" and len(decoded) == 3
+    assert option["chunk"] == "id==\n"  # kept byte for byte, newline included
+    assert decoded[2][1] == {"bin": b"\xff\xfe"}
+
+
+def test_ext8_event_time_is_accepted() -> None:
+    ext8 = b"\xc7\x08\x00" + (1_700_000_000).to_bytes(4, "big") + (7).to_bytes(4, "big")
+    frame = b"\x93\xa1t" + ext8 + msgpack.packb({"a": 1})
+    _, _, entries, _ = decode(frame)
+    assert times(entries) == [1_700_000_000_000_000_007]
+
+
+def test_compressed_packed_forward_with_several_gzip_members() -> None:
+    a = msgpack.packb([1, {"n": 1}])
+    b = msgpack.packb([2, {"n": 2}]) + msgpack.packb([3, {"n": 3}])
+    blob = gzip.compress(a) + gzip.compress(b)
+    frame = msgpack.packb(["t", blob, {"compressed": "gzip"}], use_bin_type=True)
+    _, mode, entries, _ = decode(frame)
+    assert mode == "compressed"
+    assert [e[1]["n"] for e in entries] == [1, 2, 3]
+
+
+def test_a_gzip_bomb_stops_at_the_decompressed_limit() -> None:
+    bomb = gzip.compress(b"\x00" * (8 * MB), compresslevel=9)
+    assert len(bomb) < 20_000
+    with pytest.raises(InputProtocolError) as info:
+        gunzip(bomb, MB)
+    assert info.value.reason == "decompressed_too_large"
+    assert len(gunzip(bomb, 8 * MB)) == 8 * MB
+
+
+@pytest.mark.parametrize("blob", [b"not gzip", gzip.compress(b"abc")[:-4], b""])
+def test_broken_gzip_is_malformed(blob: bytes) -> None:
+    if not blob:
+        assert gunzip(gzip.compress(b""), 10) == b""
+        return
+    with pytest.raises(InputProtocolError):
+        gunzip(blob, MB)
+
+
+def test_unknown_compression_is_refused() -> None:
+    frame = msgpack.packb(["t", b"x", {"compressed": "lz4"}], use_bin_type=True)
+    with pytest.raises(InputProtocolError) as info:
+        decode(frame)
+    assert info.value.reason == "unsupported_compression"
+
+
+@pytest.mark.parametrize("message", [
+    ["only-a-tag"],
+    [1, 2, {}],
+    ["t", b"\x92\x01", {}],  # entries end in the middle of an event
+    ["t", 1, {}, "option-not-a-map"],
+])
+def test_structurally_broken_requests_are_malformed(message: list[object]) -> None:
+    frame = msgpack.packb(message, use_bin_type=True)
+    with pytest.raises(InputProtocolError):
+        decode(frame)
+
+
+def test_the_framer_finds_frames_across_any_split() -> None:
+    frames = [bytes.fromhex(MESSAGE_HEX), bytes.fromhex(FORWARD_HEX), b"\xc0",
+              bytes.fromhex(PACKED_HEX)]
+    stream = b"".join(frames)
+    for step in (1, 2, 7, 64, len(stream)):
+        framer = MsgpackFramer(1024)
+        got: list[bytes] = []
+        for i in range(0, len(stream), step):
+            got += framer.feed(stream[i:i + step])
+        assert got == frames
+        assert framer.buffered == 0
+
+
+def test_a_frame_over_the_limit_is_refused_before_it_completes() -> None:
+    big = msgpack.packb(["t", b"x" * 5000], use_bin_type=True)
+    framer = MsgpackFramer(4096)
+    with pytest.raises(InputProtocolError) as info:
+        for i in range(0, len(big), 1000):
+            framer.feed(big[i:i + 1000])
+    assert info.value.reason == "frame_too_large"
+
+
+def test_frames_at_the_limit_pass_even_when_the_next_one_follows_in_the_same_read() -> None:
+    first = msgpack.packb(["t", b"x" * 4000], use_bin_type=True)
+    framer = MsgpackFramer(len(first))
+    second = msgpack.packb(["t", 1, {}])
+    assert framer.feed(first + second) == [first, second]
+
+
+def test_garbage_bytes_are_malformed() -> None:
+    with pytest.raises(InputProtocolError):
+        MsgpackFramer(1024).feed(b"\xc1\xc1\xc1")
+
+
+def test_json_variant_frames_values_across_reads() -> None:
+    values = [["app", 1700000000, {"log": "é"}], ["app", [[1, {"a": 1}]], {"chunk": "c"}]]
+    stream = "\n".join(json.dumps(v, ensure_ascii=False) for v in values).encode()
+    framer = JsonFramer(1024)
+    got: list[object] = []
+    for i in range(0, len(stream), 5):
+        got += [v for v, _ in framer.feed(stream[i:i + 5])]
+    assert got == values
+    assert framer.buffered == 0
+
+
+def test_json_garbage_and_oversize_are_refused() -> None:
+    with pytest.raises(InputProtocolError):
+        JsonFramer(1024).feed(b'["a", 1, {"x": nope}]')
+    with pytest.raises(InputProtocolError) as info:
+        JsonFramer(16).feed(b'["a", "' + b"x" * 32)
+    assert info.value.reason == "frame_too_large"

@@ -1,0 +1,124 @@
+"""Entries become JSON-safe records with Fluentd's time rules and resend-stable ids."""
+
+from __future__ import annotations
+
+import gzip
+
+import msgpack
+import orjson
+import pytest
+
+from shipper.sources.forward.decoder import EventTime, parse_request, unpack_frame
+from shipper.sources.forward.events import (
+    NS,
+    EventConverter,
+    clean_map,
+    event_time_ns,
+    sanitize_tag,
+)
+
+NOW = 1_800_000_000 * NS
+
+
+def convert(message: list[object], converter: EventConverter | None = None,
+            max_records: int = 1000) -> list[list]:
+    frame = msgpack.packb(message, use_bin_type=True)
+    request = parse_request(unpack_frame(frame), frame, 1 << 20)
+    conv = converter or EventConverter(None, None, {}, clock=lambda: NOW)
+    return list(conv.batches(request, max_records))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1_700_000_000, 1_700_000_000 * NS),
+    (EventTime(1_700_000_000 * NS + 5), 1_700_000_000 * NS + 5),
+    (1_700_000_000.25, 1_700_000_000 * NS + 250_000_000),
+    ([EventTime(7 * NS), {"meta": 1}], 7 * NS),  # protocol v1.5 metadata form
+    (0, NOW), (None, NOW), (EventTime(0), NOW),
+    (-5, -1), (10 ** 15, -1), (float("nan"), -1),
+    ("yesterday", None), ({"t": 1}, None),
+])
+def test_event_times(value: object, expected: int | None) -> None:
+    assert event_time_ns(value, NOW) == expected
+
+
+def test_invalid_events_are_skipped_and_counted_the_rest_kept() -> None:
+    entries = [[1, {"ok": 1}], [1, None], [1, "not a map"], ["bad time", {"x": 1}], [2],
+               [10 ** 15, {"late": True}]]
+    conv = EventConverter(None, None, {}, clock=lambda: NOW)
+    [records] = convert(["tag", entries], conv)
+    assert [r.body for r in records] == [{"ok": 1}, {"late": True}]
+    assert records[1].time_ns == NOW  # out of range: receive time, flagged
+    assert conv.skipped == {"invalid_event": 3, "nil_record": 1}
+    assert conv.flagged == {"time_out_of_range": 1}
+
+
+def test_bodies_become_json_safe() -> None:
+    event_time = msgpack.ExtType(0, b"\0\0\0\3\0\0\0\x09")
+    record = {b"bin-key": b"\xff\x00ok", 1: "int key", "nested": {"t": event_time},
+              "list": [b"caf\xc3\xa9", msgpack.ExtType(5, b"\x01")], "float": 1.5}
+    [[out]] = convert(["t", 1, record])
+    body = out.body
+    assert body == {"bin-key": "\\xff\x00ok", "1": "int key", "nested": {"t": 3},
+                    "list": ["café", {"ext_type": 5, "data": "AQ=="}], "float": 1.5}
+    orjson.dumps(body)  # must not raise
+
+
+def test_invalid_utf8_in_strings_becomes_escaped_text() -> None:
+    raw_str = b"\xa4bad\xff"[:1] + b"ba\xff\xfe"  # fixstr(4) holding invalid UTF-8
+    entry = b"\x92\x01\x81\xa3log" + raw_str
+    message_frame = b"\x93\xa1t\x01\x81\xa3log" + raw_str
+    for frame in (message_frame,
+                  msgpack.packb(["t", entry], use_bin_type=True)):
+        request = parse_request(unpack_frame(frame), frame, 1 << 20)
+        [[record]] = list(EventConverter(None, None, {}).batches(request, 10))
+        assert record.body == {"log": "ba\\xff\\xfe"}
+        orjson.dumps(record.body)
+
+
+def test_clean_map_returns_plain_records_untouched() -> None:
+    record = {"log": "x", "n": 1, "ok": True, "none": None}
+    assert clean_map(record, fix=True) is record
+
+
+def test_chunk_ids_give_stable_document_ids_and_no_chunk_gives_none() -> None:
+    message = ["t", [[1, {"a": 1}], [2, {"b": 2}]], {"chunk": "abc"}]
+    first = [r.doc_id for r in convert(message)[0]]
+    again = [r.doc_id for r in convert(message)[0]]
+    assert first == again and len(set(first)) == 2
+    assert first[0].endswith("-0") and first[1].endswith("-1")
+    other = [r.doc_id for r in convert(["t", [[1, {"a": 9}]], {"chunk": "abc"}])[0]]
+    assert other[0] != first[0]  # a reused chunk id with other data: other ids
+    assert [r.doc_id for r in convert(["t", [[1, {"a": 1}]]])[0]] == [None]
+
+
+def test_large_requests_are_split_into_batches_with_continuing_ids() -> None:
+    entries = b"".join(msgpack.packb([i + 1, {"i": i}]) for i in range(25))
+    blob = gzip.compress(entries)
+    batches = convert(["t", blob, {"compressed": "gzip", "chunk": "c"}], max_records=10)
+    assert [len(b) for b in batches] == [10, 10, 5]
+    ids = [r.doc_id for b in batches for r in b]
+    assert [i.rsplit("-", 1)[1] for i in ids] == [f"{i:x}" for i in range(25)]
+
+
+def test_metrics_and_traces_signals_are_not_stored() -> None:
+    conv = EventConverter(None, None, {})
+    entries = msgpack.packb([1, {"m": 1}]) * 3
+    assert convert(["t", entries, {"fluent_signal": 1}], conv) == []
+    assert conv.skipped == {"metrics_or_traces": 3}
+
+
+def test_tags_are_rewritten_and_sanitised() -> None:
+    assert sanitize_tag("app.log") == "app.log"
+    assert sanitize_tag("bad tag\n\x00") == "bad_tag__"
+    assert sanitize_tag("") == "_"
+    assert len(sanitize_tag("x" * 5000)) == 512
+    prefixed = EventConverter(None, "fwd", {})
+    assert prefixed.route_tag("app") == "fwd.app"
+    fixed = EventConverter("all", None, {})
+    assert fixed.route_tag("app") == "all"
+
+
+def test_source_keys_are_added_to_every_record() -> None:
+    conv = EventConverter(None, None, {"host": "node-1", "addr": "10.0.0.1"})
+    [[record]] = convert(["t", 1, {"log": "x"}], conv)
+    assert record.body == {"log": "x", "host": "node-1", "addr": "10.0.0.1"}
