@@ -50,7 +50,7 @@ class ForwardOutput:
         self.name = name
         self.config = config
         self._metrics = metrics
-        self._encoder = EntryEncoder(config.time_as_integer)
+        self._encoder = EntryEncoder(config.time_as_integer, config.id_key)
         self.health = ForwardHealth(config.servers, config.recover_wait_secs,
                                     heartbeats=config.heartbeat_type != "none",
                                     on_change=self._server_changed)

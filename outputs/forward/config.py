@@ -124,6 +124,10 @@ outputs:
         "doc": "Password (use ${ENV_VAR}); only a salted digest is sent.", "secret": True})
     tls: ForwardClientTls | None = field(default=None, metadata={
         "doc": "Connect with TLS."})
+    id_key: str | None = field(default="_shipper_id", metadata={
+        "doc": "Send each record's deterministic document id in this field, so a shipper "
+               "aggregator indexes a resent record under the same id (no duplicates after an "
+               "agent restart). null to send records unchanged (e.g. to Fluentd)."})
     match: str = field(default="**", metadata={
         "doc": "Tag pattern of the records this output receives (Fluentd match syntax)."})
     buffer: BufferConfig = field(default_factory=BufferConfig, metadata={

@@ -62,16 +62,18 @@ def _plain(value: Any) -> Any:
 class EntryEncoder:
     """Turns records into payloads; caches the packed form of recent tags."""
 
-    __slots__ = ("_packer", "_tags", "_time_as_integer")
+    __slots__ = ("_id_key", "_packer", "_tags", "_time_as_integer")
 
-    def __init__(self, time_as_integer: bool = False) -> None:
+    def __init__(self, time_as_integer: bool = False, id_key: str | None = None) -> None:
         self._packer = msgpack.Packer(use_bin_type=True)
         self._tags: dict[str, bytes] = {}
         self._time_as_integer = time_as_integer
+        self._id_key = id_key
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         pack = self._packer.pack
         tags = self._tags
+        id_key = self._id_key
         out: list[bytes] = []
         for record in records:
             tag = tags.get(record.tag)
@@ -80,11 +82,14 @@ class EntryEncoder:
                     tags.clear()
                 tag = tags[record.tag] = pack(record.tag)
             t = record.time_ns // NS if self._time_as_integer else event_time(record.time_ns)
+            body = record.body
+            if id_key is not None and record.doc_id is not None:
+                body = {**body, id_key: record.doc_id}  # a copy: bodies may be shared
             try:
-                entry = pack([t, record.body])
+                entry = pack([t, body])
             except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
                 self._packer.reset()
-                entry = pack([t, _plain(record.body)])
+                entry = pack([t, _plain(body)])
             out.append(tag + entry)
         return out
 

@@ -35,6 +35,11 @@ def _check_tag_part(value: str | None) -> str | None:
     return None
 
 
+# The record field that carries a shipper document id from one shipper to the next.
+ID_KEY = "_shipper_id"
+MAX_ID_CHARS = 512
+
+
 @dataclass(frozen=True)
 class ForwardUser:
     """One user name and password accepted when `user_auth` is on."""
@@ -185,6 +190,10 @@ Elasticsearch answers 409 instead of storing them twice.
     source_hostname_key: str | None = field(default=None, metadata={
         "doc": "Add the client's reverse-DNS hostname (its IP when it has none) to every "
                "record under this key."})
+    id_key: str | None = field(default=ID_KEY, metadata={
+        "doc": "A record carrying this field gets its value as document id (the field is "
+               "removed): ids made by an upstream shipper agent survive the hop, so an agent "
+               "that restarts and resends does not duplicate documents. null to disable."})
     source_address_key: str | None = field(default=None, metadata={
         "doc": "Add the client's IP address to every record under this key."})
     max_frame_bytes: Bytes = field(default=8 * MIB, metadata={

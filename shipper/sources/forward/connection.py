@@ -232,7 +232,7 @@ class Connection:
         if cfg.source_hostname_key:
             extra[cfg.source_hostname_key] = await self.ctx.hostname_of(
                 self.peer_ip, self.peer_port)
-        return EventConverter(cfg.tag, cfg.add_tag_prefix, extra)
+        return EventConverter(cfg.tag, cfg.add_tag_prefix, extra, id_key=cfg.id_key)
 
     async def _handle(self, message: Any, raw: bytes, converter: EventConverter) -> None:
         ctx = self.ctx

@@ -29,6 +29,7 @@ from typing import Any
 import msgpack
 
 from shipper.record import Record, format_rfc3339_nanos
+from shipper.sources.forward.config import MAX_ID_CHARS
 from shipper.sources.forward.decoder import EventTime, Request
 
 NS = 1_000_000_000
@@ -139,8 +140,10 @@ class EventConverter:
     """Makes records from one connection's requests; counts what it skips."""
 
     def __init__(self, tag: str | None, tag_prefix: str | None,
-                 extra: dict[str, str], clock: Callable[[], int] = time.time_ns) -> None:
+                 extra: dict[str, str], clock: Callable[[], int] = time.time_ns,
+                 id_key: str | None = None) -> None:
         self._tag = tag
+        self._id_key = id_key
         self._prefix = f"{tag_prefix}." if tag_prefix else ""
         self._extra = extra
         self._clock = clock
@@ -166,6 +169,7 @@ class EventConverter:
         if request.chunk is not None:
             prefix = base64.urlsafe_b64encode(request.digest()).decode("ascii")
         extra = self._extra
+        id_key = self._id_key
         now = self._clock()
         out: list[Record] = []
         for index, entry in enumerate(request.entries):
@@ -187,9 +191,16 @@ class EventConverter:
                 ns = now
                 self.flagged["time_out_of_range"] += 1
             body = clean_map(body, fix)
+            doc_id = None if prefix is None else f"{prefix}-{index:x}"
+            if id_key is not None and id_key in body:
+                carried = body.pop(id_key)
+                if type(carried) is str and 0 < len(carried) <= MAX_ID_CHARS:
+                    doc_id = carried
+                else:
+                    self.flagged["invalid_id"] += 1
             if extra:
                 body.update(extra)
-            out.append(Record(body, ns, tag, None if prefix is None else f"{prefix}-{index:x}"))
+            out.append(Record(body, ns, tag, doc_id))
             if len(out) >= max_records:
                 yield out
                 out = []

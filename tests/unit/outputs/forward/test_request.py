@@ -92,3 +92,13 @@ def test_ping_matches_the_spec_example() -> None:
     no_user, _ = ping("c", b"n", b"", "k", "alice", "pass")
     assert msgpack.unpackb(no_user)[4:] == ["", ""]
     assert chunk_id(b"t", b"e") == chunk_id(b"t", b"e") != chunk_id(b"u", b"e")
+
+
+def test_the_document_id_travels_in_the_id_key_without_touching_the_shared_body() -> None:
+    body = {"log": "a"}
+    record = Record(body, 5 * NS, "t", "0123abcd-1f")
+    [payload] = EntryEncoder(id_key="_shipper_id").encode([record])
+    assert decode_payload(payload)["record"] == {"log": "a", "_shipper_id": "0123abcd-1f"}
+    assert body == {"log": "a"}
+    [plain] = EntryEncoder().encode([record])
+    assert decode_payload(plain)["record"] == {"log": "a"}

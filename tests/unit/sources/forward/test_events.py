@@ -122,3 +122,22 @@ def test_source_keys_are_added_to_every_record() -> None:
     conv = EventConverter(None, None, {"host": "node-1", "addr": "10.0.0.1"})
     [[record]] = convert(["t", 1, {"log": "x"}], conv)
     assert record.body == {"log": "x", "host": "node-1", "addr": "10.0.0.1"}
+
+
+def test_an_id_carried_by_an_upstream_shipper_becomes_the_document_id() -> None:
+    conv = EventConverter(None, None, {}, clock=lambda: NOW, id_key="_shipper_id")
+    entries = [[1, {"log": "a", "_shipper_id": "abc-1"}], [1, {"log": "b", "_shipper_id": 7}],
+               [1, {"log": "c", "_shipper_id": "x" * 513}], [1, {"log": "d"}]]
+    [records] = convert(["tag", entries, {"chunk": "c1"}], conv)
+    assert [r.body for r in records] == [{"log": "a"}, {"log": "b"}, {"log": "c"}, {"log": "d"}]
+    assert records[0].doc_id == "abc-1"
+    assert records[1].doc_id is not None and records[1].doc_id.endswith("-1")
+    assert records[3].doc_id is not None and records[3].doc_id.endswith("-3")
+    assert conv.flagged == {"invalid_id": 2}
+
+
+def test_without_an_id_key_the_field_is_ordinary_data() -> None:
+    conv = EventConverter(None, None, {}, clock=lambda: NOW)
+    [[record]] = convert(["tag", [[1, {"_shipper_id": "abc-1"}]]], conv)
+    assert record.body == {"_shipper_id": "abc-1"}
+    assert record.doc_id is None
