@@ -23,12 +23,13 @@ from typing import Any, Literal
 
 import orjson
 
+from shipper.fields import mapping_properties
 from shipper.protocols import Outcome, Status
 
 Product = Literal["elasticsearch", "opensearch"]
 
 TEMPLATE_PRIORITY = 200  # above the built-in priority-100 templates (logs-*-* ...)
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 3  # 2: envoy.* fields (shipper.fields); 3: more kubernetes.* fields
 # Leaf values longer than this are kept in _source but not indexed: Lucene refuses terms over
 # 32766 bytes, and annotations (last-applied-configuration...) can be that long.
 FLATTENED_IGNORE_ABOVE = 8191
@@ -95,35 +96,12 @@ def object_map_mapping(info: ServerInfo) -> dict[str, Any]:
 
 
 def mappings(info: ServerInfo) -> dict[str, Any]:
-    """Field types for the Fluentd-shaped Kubernetes record (design.md, "Records")."""
-    keyword = {"type": "keyword"}
-    text = {"type": "text"}
-    maps = object_map_mapping(info)
+    """Field types for the Fluentd-shaped Kubernetes record (design.md, "Records") and the
+    Envoy access-log fields, from the one field list that the Kibana dashboards also use."""
     return {
         # Strings that look like dates (in messages, labels...) must not fix a field to date.
         "date_detection": False,
-        "properties": {
-            "@timestamp": {"type": "date"},
-            # Kept as the source wrote it; a keyword never fails to parse.
-            "time": keyword,
-            "log": text,
-            "message": text,
-            "stream": keyword,
-            "tag": keyword,
-            "docker": {"properties": {"container_id": keyword}},
-            "kubernetes": {"properties": {
-                "namespace_name": keyword,
-                "pod_name": keyword,
-                "container_name": keyword,
-                "container_image": keyword,
-                "host": keyword,
-                "pod_id": keyword,
-                "namespace_id": keyword,
-                "labels": maps,
-                "annotations": maps,
-                "namespace_labels": maps,
-            }},
-        },
+        "properties": mapping_properties(object_map_mapping(info)),
     }
 
 
