@@ -1,7 +1,15 @@
-"""The agent's small HTTP server: ``/metrics`` (Prometheus text), ``/healthz``, ``/readyz``.
+"""The agent's small HTTP server: ``/metrics``, ``/healthz``, ``/readyz`` and ``/tap``.
 
-It runs on the agent's own event loop, so ``/healthz`` answering proves the loop is not
-starved or stuck. ``/readyz`` asks every output's health and says why it is not ready.
+It runs on the agent's own event loop, so ``/healthz`` answering at all proves the loop is
+not starved or blocked. ``/healthz`` also fails (503) when an output holds data and no
+delivery attempt has ended for ``stuck_after_secs``: the agent that is alive but stuck
+(fluent-bit#11847) gets restarted by the kubelet, while a plain outage (attempts keep
+failing) does not restart anything. ``/readyz`` says why an output is not shipping.
+
+``/tap`` (``telemetry.tap.enabled``) streams parsed Envoy access-log records as chunked
+NDJSON (``shipper.tap.http``); with ``telemetry.tap.listen`` it is served on its own
+listener instead, which answers nothing else.
+
 Deliberately tiny (GET only, one request per connection): it must never become the thing
 that breaks.
 """
@@ -9,6 +17,7 @@ that breaks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -16,11 +25,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shipper.health import OutputHealth
 from shipper.metrics import Metrics
+from shipper.tap.http import serve_tap
+from shipper.tap.hub import Tap
 
 log = logging.getLogger(__name__)
 
 _MAX_REQUEST_BYTES = 8192
 _READ_TIMEOUT_SECS = 5.0
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -31,41 +44,79 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class TelemetryServer:
-    """Serves metrics and health on ``telemetry.listen``."""
+    """Serves metrics, health and (when given a tap) the traffic tap."""
 
     def __init__(self, listen: str, metrics: Metrics, health: Sequence[OutputHealth],
-                 before_scrape: Callable[[], None] | None = None) -> None:
+                 before_scrape: Callable[[], None] | None = None, tap: Tap | None = None,
+                 tap_listen: str = "") -> None:
         self._host, self._port = parse_listen(listen)
         self._metrics = metrics
         self._health = list(health)
         self._before_scrape = before_scrape
+        self._tap = tap
+        self._tap_address = parse_listen(tap_listen) if tap is not None and tap_listen else None
         self._server: asyncio.Server | None = None
+        self._tap_server: asyncio.Server | None = None
+        self._streams: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
+        return _bound_port(self._server, self._port)
+
+    @property
+    def tap_port(self) -> int:
+        """Port serving /tap: its own listener's, or the telemetry port."""
+        if self._tap_address is None:
+            return self.port
+        return _bound_port(self._tap_server, self._tap_address[1])
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self._host, self._port)
         log.info("telemetry listening", extra={"event": "telemetry_listening",
                                                "listen": f"{self._host}:{self.port}"})
+        if self._tap_address is not None:
+            host, port = self._tap_address
+            self._tap_server = await asyncio.start_server(self._handle_tap_only, host, port)
+        if self._tap is not None:
+            host = self._tap_address[0] if self._tap_address else self._host
+            log.info("tap listening", extra={"event": "tap_listening",
+                                             "listen": f"{host}:{self.tap_port}"})
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._tap is not None:
+            self._tap.close()  # every stream ends; their handlers finish on their own
+        for server in (self._server, self._tap_server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        if self._streams:
+            _, pending = await asyncio.wait(self._streams, timeout=2.0)
+            for task in pending:
+                task.cancel()
 
     def readiness_problems(self) -> list[str]:
+        """Why outputs are not ready (empty when all are); also updates the ready gauges."""
         problems = []
         for h in self._health:
             p = h.problem()
+            self._metrics.output_ready.labels(h.name).set(0 if p else 1)
             if p:
                 problems.append(p)
         return problems
 
+    def liveness_problems(self) -> list[str]:
+        """Outputs whose pipeline is stuck (empty when the agent is alive)."""
+        return [p for p in (h.stuck() for h in self._health) if p]
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer, tap_only=False)
+
+    async def _handle_tap_only(self, reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> None:
+        await self._serve(reader, writer, tap_only=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     tap_only: bool) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_SECS)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
@@ -80,29 +131,47 @@ class TelemetryServer:
         if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
             await self._respond(writer, 405, b"only GET\n")
             return
-        path = parts[1].split("?", 1)[0]
-        if path == "/metrics":
+        path, _, query = parts[1].partition("?")
+        if path == "/tap" and parts[0] == "HEAD":
+            await self._respond(writer, 405, b"/tap is a stream: GET it\n")
+        elif path == "/tap" and self._tap is not None and (tap_only or self._tap_address is None):
+            task = asyncio.current_task()
+            if task is not None:
+                self._streams.add(task)
+            try:
+                await serve_tap(self._tap, query, reader, writer, self._respond)
+            finally:
+                if task is not None:
+                    self._streams.discard(task)
+        elif tap_only:
+            await self._respond(writer, 404, b"not found: this listener serves /tap only\n")
+        elif path == "/metrics":
             if self._before_scrape is not None:
                 self._before_scrape()
+            self.readiness_problems()
             await self._respond(writer, 200, generate_latest(self._metrics.registry),
                                 CONTENT_TYPE_LATEST)
         elif path == "/healthz":
-            await self._respond(writer, 200, b"ok\n")
+            await self._answer(writer, self.liveness_problems(), b"ok\n")
         elif path == "/readyz":
-            problems = self.readiness_problems()
-            if problems:
-                await self._respond(writer, 503, ("\n".join(problems) + "\n").encode())
-            else:
-                await self._respond(writer, 200, b"ready\n")
+            await self._answer(writer, self.readiness_problems(), b"ready\n")
+        elif path == "/tap":
+            await self._respond(writer, 404, b"the tap is off (telemetry.tap.enabled) or on "
+                                             b"its own listener (telemetry.tap.listen)\n")
         else:
             await self._respond(writer, 404, b"not found\n")
+
+    async def _answer(self, writer: asyncio.StreamWriter, problems: list[str],
+                      ok: bytes) -> None:
+        if problems:
+            await self._respond(writer, 503, ("\n".join(problems) + "\n").encode())
+        else:
+            await self._respond(writer, 200, ok)
 
     @staticmethod
     async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes,
                        content_type: str = "text/plain; charset=utf-8") -> None:
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",
-                  431: "Request Header Fields Too Large", 503: "Service Unavailable"}[status]
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+        head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
         try:
             writer.write(head + body)
@@ -111,3 +180,11 @@ class TelemetryServer:
             pass
         finally:
             writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+def _bound_port(server: asyncio.Server | None, configured: int) -> int:
+    if server is None or not server.sockets:
+        return configured
+    return int(server.sockets[0].getsockname()[1])

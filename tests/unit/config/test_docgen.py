@@ -93,6 +93,7 @@ def test_the_agent_reference_documents_every_registered_type_after_the_top_level
         "# Configuration reference",
         "## `shipper.yaml`",
         "### `shipper.yaml.telemetry`",
+        "#### `shipper.yaml.telemetry.tap`",
         "## `sources.<name>` with `type: target`",
         "### `sources.<name>.retries[]`",
         "## `outputs.<name>` with `type: another`",

@@ -1,0 +1,140 @@
+"""The agent's own logs: JSON lines, and repeated warnings held back with a count."""
+
+import logging
+
+import orjson
+
+from shipper.logs import JsonFormatter, RepeatLimiter
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class Sink(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def setup(window=10.0, max_keys=1024):
+    clock = Clock()
+    sink = Sink()
+    limiter = RepeatLimiter(sink.handle, window, clock=clock, max_keys=max_keys)
+    sink.addFilter(limiter)
+    logger = logging.getLogger(f"test.logs.{id(sink)}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(sink)
+    return logger, sink, limiter, clock
+
+
+def warn(logger, msg="ES refused: HTTP 503", output="es", event="delivery_retry"):
+    logger.warning(msg, extra={"event": event, "output": output})
+
+
+def written(sink):
+    return [(r.getMessage(), getattr(r, "repeated", None)) for r in sink.records]
+
+
+def test_the_first_line_is_written_repeats_are_counted_and_reported_when_the_window_ends():
+    logger, sink, limiter, clock = setup()
+    for _ in range(100):
+        warn(logger)
+    assert written(sink) == [("ES refused: HTTP 503", None)]
+    clock.now += 9.9
+    limiter.flush_expired()
+    assert len(sink.records) == 1
+    clock.now += 0.1
+    limiter.flush_expired()
+    assert written(sink)[1:] == [("ES refused: HTTP 503", 99)]
+
+
+def test_a_lasting_condition_writes_one_line_per_window_and_loses_no_count():
+    logger, sink, limiter, clock = setup()
+    for _ in range(30):  # 30 s of ten errors per second
+        for _ in range(10):
+            warn(logger)
+            clock.now += 0.1
+        limiter.flush_expired()
+    limiter.flush_all()
+    assert len(sink.records) <= 5
+    # The first line, then summaries that each stand for the lines they held back.
+    assert 1 + sum(r.repeated for r in sink.records[1:]) == 300
+
+
+def test_after_a_quiet_window_the_next_line_is_written_at_once():
+    logger, sink, limiter, clock = setup()
+    warn(logger)
+    clock.now += 10
+    assert limiter.flush_expired() is None  # nothing held: the condition is forgotten
+    warn(logger)
+    assert written(sink) == [("ES refused: HTTP 503", None)] * 2
+
+
+def test_a_line_after_the_window_carries_the_count_if_no_flush_came_first():
+    logger, sink, limiter, clock = setup()
+    warn(logger)
+    warn(logger)
+    warn(logger)
+    clock.now += 11
+    warn(logger)
+    assert written(sink) == [("ES refused: HTTP 503", None), ("ES refused: HTTP 503", 2)]
+    limiter.flush_expired()
+    assert len(sink.records) == 2
+
+
+def test_event_message_and_component_make_the_key():
+    logger, sink, _, _ = setup()
+    warn(logger, output="es")
+    warn(logger, output="logzio")
+    warn(logger, msg="ES refused: HTTP 429")
+    warn(logger, event="output_start_failed")
+    warn(logger)
+    assert len(sink.records) == 4
+
+
+def test_info_and_debug_are_never_held_back():
+    logger, sink, _, _ = setup()
+    for _ in range(5):
+        logger.info("agent started", extra={"event": "agent_started"})
+    assert len(sink.records) == 5
+
+
+def test_past_the_key_limit_new_conditions_are_written_unthrottled():
+    logger, sink, _, _ = setup(max_keys=2)
+    for i in range(4):
+        warn(logger, msg=f"m{i}")
+        warn(logger, msg=f"m{i}")
+    assert [m for m, _ in written(sink)] == ["m0", "m1", "m2", "m2", "m3", "m3"]
+
+
+def test_flush_all_writes_pending_counts_without_tracebacks():
+    logger, sink, limiter, _ = setup()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        for _ in range(3):
+            logger.exception("failed", extra={"event": "x"})
+    limiter.flush_all()
+    first, summary = sink.records
+    assert first.exc_info is not None
+    assert summary.repeated == 2 and summary.exc_info is None
+
+
+def test_the_count_appears_in_the_json_line():
+    logger, sink, limiter, clock = setup()
+    warn(logger)
+    warn(logger)
+    clock.now += 10
+    limiter.flush_expired()
+    line = orjson.loads(JsonFormatter().format(sink.records[-1]))
+    assert line["event"] == "delivery_retry" and line["repeated"] == 1
+    assert line["output"] == "es" and line["level"] == "warning"
