@@ -80,6 +80,7 @@ class Watcher:
         self._clock = clock
         self._backoff = Backoff(settings.retry_initial, settings.retry_max)
         self._requests = metrics.kubernetes_api_requests
+        self._restarts = metrics.kubernetes_watch_restarts
         self._api: KubeApi | None = None
         self.resource_version: str | None = None
         self._consistent_relist = False
@@ -110,6 +111,7 @@ class Watcher:
             self._watch()
         except _Gone:
             self._count("gone")
+            self._restart("expired")
             log.info("resourceVersion expired; listing again",
                      extra={"event": "kubernetes_watch_expired", "filter": self.filter_name,
                             "resource": self.resource})
@@ -120,10 +122,12 @@ class Watcher:
                 return
             if exc.status == 410:
                 self._count("gone")
+                self._restart("expired")
                 self.resource_version = None
                 self._consistent_relist = True
                 return
             self._count("error")
+            self._restart("error")
             self._fail(str(exc))
         except Exception as exc:  # a bug must not end the watch for good: log, back off, retry
             if self._stop.is_set():
@@ -132,6 +136,7 @@ class Watcher:
                 "event": "kubernetes_watcher_error", "filter": self.filter_name,
                 "resource": self.resource})
             self._count("error")
+            self._restart("error")
             self.resource_version = None
             self._fail(f"{type(exc).__name__}: {exc}")
 
@@ -197,6 +202,9 @@ class Watcher:
         if self._api is None:
             raise KubernetesApiError(f"{self.resource}: no API client")
         return self._api
+
+    def _restart(self, reason: str) -> None:
+        self._restarts.labels(self.filter_name, self.resource, reason).inc()
 
     def _count(self, outcome: str) -> None:
         self._requests.labels(self.filter_name, self.resource, outcome).inc()

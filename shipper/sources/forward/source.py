@@ -155,6 +155,7 @@ class ForwardSource:
             with contextlib.suppress(Exception):
                 writer.close()
             return
+        self.metrics.forward_connections_accepted.labels(self.name).inc()
         conn = Connection(ctx, reader, writer)
         self._active.add(conn)
         self._update_gauge()

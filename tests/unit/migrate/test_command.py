@@ -1,0 +1,82 @@
+"""``shipper migrate-fluentd``: exit 0 converted, 1 with warnings, 2 unreadable input; the
+output of a fully supported config passes ``shipper check`` as written."""
+
+from __future__ import annotations
+
+from shipper.cli import main
+from tests.unit.migrate.helpers import write
+
+SUPPORTED = """\
+<source>
+  @type tail
+  path /var/log/containers/*.log
+  tag kubernetes.*
+  read_from_head true
+</source>
+
+<filter kubernetes.**>
+  @type kubernetes_metadata
+</filter>
+
+<match kubernetes.**>
+  @type elasticsearch
+  host elasticsearch.logging
+  port 9200
+  logstash_format true
+  <buffer>
+    flush_interval 5s
+    chunk_limit_size 2M
+  </buffer>
+</match>
+"""
+
+
+def test_a_fully_supported_config_exits_0_and_passes_check(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED)
+    target = tmp_path / "shipper.yaml"
+    assert main(["migrate-fluentd", str(source), "-o", str(target), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err == f"wrote {target} (0 warnings)\n"
+    assert main(["check", "-c", str(target)]) == 0
+    assert capsys.readouterr().out == f"{target}: ok\n"
+
+
+def test_warnings_exit_1_and_are_printed_as_file_line(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED + "<match x.**>\n  @type s3\n</match>\n"
+                                         "<filter **>\n  @type geoip\n</filter>\n")
+    assert main(["migrate-fluentd", str(source)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# shipper configuration converted from")
+    lines = [line for line in captured.err.splitlines() if ": warning: " in line]
+    assert lines == [
+        f"{source}:22: warning: <match x.**> @type s3: the output plugin s3 has no equivalent "
+        "in shipper; records matching this pattern are not sent there",
+        f"{source}:25: warning: <filter **> @type geoip comes after <match kubernetes.**> "
+        f"@type elasticsearch ({source}:12); in Fluentd the records that match took never "
+        "reached this filter, in shipper every filter sees every record whose tag it matches",
+        f"{source}:25: warning: <filter **> @type geoip: the filter plugin geoip has no "
+        "equivalent in shipper; it is not converted"]
+
+
+def test_a_moved_secret_exits_1(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED.replace("port 9200", "port 9200\n  user elastic\n"
+                                                            "  password hunter2"))
+    assert main(["migrate-fluentd", str(source), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "hunter2" not in captured.out + captured.err
+    assert f"{source}:17: warning: elasticsearch password moved to ${{ES_PASSWORD}}" \
+        in captured.err
+
+
+def test_a_syntax_error_exits_2_with_file_and_line_and_writes_nothing(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED.replace("</filter>", "</match>"))
+    target = tmp_path / "shipper.yaml"
+    assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"{source}:10: unmatched end tag </match>; expected </filter>\n")
+    assert captured.out == "" and not target.exists()
+
+
+def test_an_unreadable_file_exits_2(tmp_path, capsys):
+    assert main(["migrate-fluentd", str(tmp_path / "missing.conf")]) == 2
+    assert "missing.conf:1: cannot read file" in capsys.readouterr().err

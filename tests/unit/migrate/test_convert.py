@@ -1,0 +1,89 @@
+"""Labels, <system> and routing: flattened to shipper's tag-only routing, and said so."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipper.migrate.routing import overlap
+from tests.unit.migrate.helpers import convert, data, messages, validate
+
+
+@pytest.mark.parametrize(("first", "second", "expected"), [
+    ("**", "app.**", True),
+    ("fluent.**", "kubernetes.**", False),
+    ("kubernetes.**", "kubernetes.var.log.containers.*.log", True),
+    ("a.*", "a.b.c", False),
+    ("app.{web,api}", "app.api", True),
+    ("app.{web,api}", "app.db", False),
+    ("x.** y.**", "y.z", True),
+    ("kubelet", "kubelet.**", True),
+])
+def test_pattern_overlap(first, second, expected):
+    assert overlap(first, second) is expected
+
+
+def test_labels_are_flattened_and_error_and_fluent_log_labels_explained(tmp_path):
+    migration = convert(tmp_path, """\
+        <system>
+          log_level warn
+          workers 2
+          root_dir /var/lib/fluentd
+        </system>
+        <source>
+          @type forward
+          @label @APP
+        </source>
+        <label @APP>
+          <match **>
+            @type relabel
+            @label @OUT
+          </match>
+        </label>
+        <label @OUT>
+          <match **>
+            @type stdout
+          </match>
+        </label>
+        <label @ERROR>
+          <match **>
+            @type file
+            path /var/log/errors
+          </match>
+        </label>
+        <label @FLUENT_LOG>
+          <match **>
+            @type stdout
+          </match>
+        </label>
+        <worker 0>
+          <match other.**>
+            @type stdout
+          </match>
+        </worker>
+        <unknown_section>
+        </unknown_section>
+        """)
+    config = data(migration)
+    assert config["log_level"] == "warning"
+    assert list(config["outputs"]) == ["stdout", "stdout_2"]
+    assert messages(migration) == [
+        "fluent.conf:3: workers: shipper runs one process per node",
+        "fluent.conf:21: <label @ERROR>: not converted; records a server rejects go to the "
+        "dead-letter store (state_dir/dead-letter, with the reason)",
+        "fluent.conf:32: <worker 0>: shipper runs one process; its contents are converted for it",
+        "fluent.conf:37: <unknown_section>: unknown section; not converted"]
+    notes = " ".join(messages(migration, "note"))
+    assert "@label @APP: shipper routes by tag only" in notes
+    assert "<label @OUT>: converted in place" in notes
+    assert "<label @FLUENT_LOG>: Fluentd's own logs" in notes
+    assert "root_dir: not needed" in notes
+    validate(migration)
+
+
+def test_a_config_without_sources_or_outputs_says_what_is_missing(tmp_path):
+    migration = convert(tmp_path, "<source>\n  @type dummy\n</source>\n")
+    warned = messages(migration)
+    assert "fluent.conf:1: no source could be converted; shipper needs at least one (a tail " \
+           "source of /var/log/containers/*.log)" in warned
+    assert "fluent.conf:1: no output could be converted; shipper needs at least one" in warned
+    assert migration.exit_code == 1

@@ -1,0 +1,91 @@
+"""The three real-world Fluentd setups convert, pass the agent's loader and report exactly
+the parts shipper does without."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipper.migrate import migrate
+from tests.unit.migrate.helpers import data, messages, validate
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd"
+EFK = FIXTURES / "efk" / "fluentd-es-configmap.yaml"
+DAEMONSET = FIXTURES / "daemonset" / "fluent.conf"
+LOGZIO = FIXTURES / "logzio" / "fluent.conf"
+
+
+def test_the_efk_configmap_with_v012_spellings():
+    migration = migrate(str(EFK))
+    config = validate(migration)
+    assert list(config.sources) == ["containers", "forward", "kubelet", "docker"]
+    containers = config.sources["containers"]
+    assert (containers.include, containers.tag_prefix, containers.read_from_head) == (
+        ["/var/log/containers/*.log"], "kubernetes", True)  # "raw." removed as Fluentd did
+    assert config.sources["forward"].listen == "0.0.0.0:24224"
+    assert config.sources["kubelet"].multiline[0].start_pattern == r"^\w\d{4}"
+    assert config.filters["kubernetes_metadata"].match == "kubernetes.**"
+    es = config.outputs["elasticsearch"]
+    assert (es.hosts, es.logstash_format, es.match) == (
+        ["http://elasticsearch-logging:9200"], True, "**")
+    buffer = es.buffer
+    assert (buffer.chunk_limit_bytes, buffer.total_limit_bytes, buffer.flush_interval_secs,
+            buffer.retry_max_secs, buffer.max_in_flight) == (2 * 2**20, 16 * 2**20, 5.0, 30.0, 2)
+    assert config.telemetry.listen == "0.0.0.0:24231"
+    assert [m.split(": ", 1)[0] for m in messages(migration)] == [
+        "fluentd-es-configmap.yaml:32",  # detect_exceptions
+        "fluentd-es-configmap.yaml:44",  # kubelet.log is not a container log
+        "fluentd-es-configmap.yaml:49",  # format1 fields
+        "fluentd-es-configmap.yaml:53",  # tag kubelet (fixed tag)
+        "fluentd-es-configmap.yaml:58",  # docker.log is not a container log
+        "fluentd-es-configmap.yaml:60",  # regexp parser
+        "fluentd-es-configmap.yaml:63",  # tag docker
+        "fluentd-es-configmap.yaml:77",  # monitor_agent
+    ]
+    assert migration.exit_code == 1
+
+
+def test_the_daemonset_files_with_includes_and_environment():
+    migration = migrate(str(DAEMONSET))
+    environ = {"FLUENT_ELASTICSEARCH_HOST": "elasticsearch.logging",
+               "FLUENT_ELASTICSEARCH_PORT": "9200",
+               "FLUENT_ELASTICSEARCH_PASSWORD": "from-a-secret",
+               "FLUENT_ELASTICSEARCH_USER": "elastic"}
+    config = validate(migration, environ)
+    assert list(config.sources) == ["in_tail_container_logs", "in_tail_kubelet"]
+    assert list(config.filters) == ["filter_kube_metadata", "filter_json_log"]
+    assert config.sources["in_tail_container_logs"].exclude == [
+        "*_kube-node-lease_*", "*_local-path-storage_*", "*_shop_*"]
+    es = config.outputs["out_es"]
+    assert (es.hosts, es.user, es.password) == (
+        ["http://elasticsearch.logging:9200"], "elastic", "from-a-secret")
+    assert (es.logstash_prefix, es.request_timeout_secs, es.buffer.max_in_flight,
+            es.buffer.total_limit_bytes) == ("logstash", 5.0, 8, 64 * 2**20)
+    assert config.filters["filter_kube_metadata"].kubernetes_url is None  # in-cluster
+    assert config.telemetry.listen == "0.0.0.0:24231"
+    assert {m.split(": ", 1)[0] for m in messages(migration)} == {
+        "systemd.conf:2", "kubernetes.conf:25", "kubernetes.conf:31", "kubernetes.conf:33"}
+    assert "FLUENT_ELASTICSEARCH_HOST (first used at" in migration.text
+    # Unset variables fall back like Fluentd's `|| 'default'`:
+    unset = validate(migration, {"FLUENT_ELASTICSEARCH_HOST": "es",
+                                 "FLUENT_ELASTICSEARCH_PORT": "9200"})
+    assert unset.outputs["out_es"].user is None and unset.outputs["out_es"].password is None
+
+
+def test_the_logzio_config_moves_its_token_out_of_the_file():
+    text = LOGZIO.read_text()
+    token = text.split("token=", 1)[1].split("&", 1)[0]
+    migration = migrate(str(LOGZIO))
+    assert token not in migration.text
+    assert messages(migration) == []
+    assert [(s.env, s.where.rsplit("/", 1)[1]) for s in migration.findings.secrets] == [
+        ("LOGZIO_TOKEN", "fluent.conf:51")]
+    assert migration.exit_code == 1
+    config = validate(migration, {"LOGZIO_TOKEN": token})
+    logzio = config.outputs["out_logzio"]
+    assert (logzio.region, logzio.token, logzio.log_type, logzio.gzip, logzio.tag_key) == (
+        "eu", token, "k8s", True, "fluentd_tags")
+    assert (logzio.buffer.type, logzio.buffer.max_in_flight, logzio.buffer.total_limit_bytes) \
+        == ("disk", 4, 12 * 2**20)
+    assert config.filters["filter_kube_metadata"].annotation_match == [
+        r"^logz\.io/", "sidecar.istio.io/status"]
+    assert data(migration)["log_level"] == "info"
