@@ -37,8 +37,8 @@ outputs:
   es:
     type: elasticsearch
     hosts: ["{url}"]
-    buffer: {{chunk_limit_bytes: 4MiB, chunk_limit_records: 10000, total_limit_bytes: 256MiB,
-              flush_interval_secs: 1, max_in_flight: 2}}
+    buffer: {{{buffer}chunk_limit_bytes: 4MiB, chunk_limit_records: 10000,
+              total_limit_bytes: 256MiB, flush_interval_secs: 1, max_in_flight: 2}}
 telemetry: {{listen: "127.0.0.1:{telemetry}"}}
 log_level: warning
 """
@@ -71,13 +71,22 @@ def delivered(telemetry_port: int) -> float:
     return total
 
 
+def buffer_variants(buffers: list[str], fsyncs: list[str]) -> list[tuple[str, str]]:
+    """(label suffix, extra buffer settings) for each buffer configuration to measure."""
+    out = [("", "")] if "memory" in buffers else []
+    if "disk" in buffers:
+        out += [(f" [disk buffer, fsync {f}]", f"type: disk, fsync: {f}, ") for f in fsyncs]
+    return out
+
+
 def run_once(workdir: Path, logs: Path, url: str, expected: int, timeout_secs: float,
-             ) -> RunResult:
+             buffer: str = "") -> RunResult:
     state = workdir / "state"
     shutil.rmtree(state, ignore_errors=True)
     telemetry = free_loopback_port()
     cfg = workdir / "shipper.yaml"
-    cfg.write_text(CONFIG.format(state=state, logs=logs, url=url, telemetry=telemetry))
+    cfg.write_text(CONFIG.format(state=state, logs=logs, url=url, telemetry=telemetry,
+                                 buffer=buffer))
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "-c", str(cfg)],
                             stderr=open(workdir / "agent.log", "wb"))
@@ -145,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-es", action="store_true")
     parser.add_argument("--write", default="docs/PERFORMANCE.md")
+    parser.add_argument("--buffer", nargs="+", choices=["memory", "disk"], default=["memory"],
+                        help="buffer types to measure (disk: crash-safe segment files)")
+    parser.add_argument("--fsync", nargs="+", choices=["interval", "always"],
+                        default=["interval"], help="fsync policies of the disk buffer")
     args = parser.parse_args(argv)
+    variants = buffer_variants(args.buffer, args.fsync)
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[RunResult]] = {}
@@ -154,22 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     hole = subprocess.Popen([sys.executable, "-m", "bench.blackhole"], stdout=subprocess.PIPE)
     try:
         port = int(hole.stdout.readline())  # type: ignore[union-attr]
-        name = "blackhole: tail → parse → bulk HTTP"
-        for i in range(args.runs):
-            r = run_once(workdir, logs, f"http://127.0.0.1:{port}", expected, 1800)
-            print(f"{name} run {i + 1}: {r.lines_per_sec:,.0f} lines/s, "
-                  f"{r.cpu_per_million:.2f} CPU-s/M lines, {r.max_rss_mib:.0f} MiB", flush=True)
-            results.setdefault(name, []).append(r)
+        for label, buffer in variants:
+            name = "blackhole: tail → parse → bulk HTTP" + label
+            for i in range(args.runs):
+                r = run_once(workdir, logs, f"http://127.0.0.1:{port}", expected, 1800, buffer)
+                print(f"{name} run {i + 1}: {r.lines_per_sec:,.0f} lines/s, "
+                      f"{r.cpu_per_million:.2f} CPU-s/M lines, {r.max_rss_mib:.0f} MiB",
+                      flush=True)
+                results.setdefault(name, []).append(r)
     finally:
         hole.terminate()
         hole.wait(10)
 
     if not args.skip_es:
         es_logs, es_expected, _ = ensure_workload(workdir, args.es_lines, args.seed, args.files)
-        name = "real ES API (embedded): tail → parse → bulk → index"
+        label, buffer = variants[0]
+        name = "real ES API (embedded): tail → parse → bulk → index" + label
         for i in range(args.runs):
             with EmbeddedElasticsearch(workdir / f"es-{i}") as es:
-                r = run_once(workdir, es_logs, es.url, es_expected, 1800)
+                r = run_once(workdir, es_logs, es.url, es_expected, 1800, buffer)
             print(f"{name} run {i + 1}: {r.lines_per_sec:,.0f} lines/s, "
                   f"{r.cpu_per_million:.2f} CPU-s/M lines", flush=True)
             results.setdefault(name, []).append(r)

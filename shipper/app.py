@@ -20,35 +20,54 @@ from typing import Any
 
 from outputs.elasticsearch import ElasticsearchOutput
 from outputs.elasticsearch.config import ElasticsearchConfig
+from outputs.forward import ForwardOutput
+from outputs.forward.config import ForwardOutputConfig
+from outputs.logzio import LogzioOutput
+from outputs.logzio.config import LogzioConfig
 from outputs.stdout import StdoutOutput
 from outputs.stdout.config import StdoutConfig
-from shipper.buffer.memory import MemoryBuffer
+from shipper.buffer import Buffer, build_buffer
 from shipper.config.docgen import render_agent_docs
 from shipper.config.loader import load_config, parse_config_text
 from shipper.config.model import AgentConfig
 from shipper.deadletter import DeadLetterStore
 from shipper.delivery import Delivery
+from shipper.filters.envoy import EnvoyAccessLogConfig, EnvoyAccessLogFilter
+from shipper.filters.json_merge import JsonMergeConfig, JsonMergeFilter
+from shipper.filters.kubernetes import KubernetesMetadataConfig, KubernetesMetadataFilter
 from shipper.health import OutputHealth
 from shipper.metrics import Metrics
 from shipper.pipeline import FilterStage, Pipeline, Route
 from shipper.protocols import Filter, Output, Source
+from shipper.sources.forward import ForwardSource
+from shipper.sources.forward.config import ForwardConfig
 from shipper.sources.tail import TailSource
 from shipper.sources.tail.config import TailConfig
+from shipper.tap.hub import Tap
 from shipper.telemetry import TelemetryServer
 
 log = logging.getLogger(__name__)
 
-SOURCE_TYPES: dict[str, type] = {"tail": TailConfig}
-OUTPUT_TYPES: dict[str, type] = {"elasticsearch": ElasticsearchConfig, "stdout": StdoutConfig}
-FILTER_TYPES: dict[str, type] = {}
+SOURCE_TYPES: dict[str, type] = {"tail": TailConfig, "forward": ForwardConfig}
+OUTPUT_TYPES: dict[str, type] = {"elasticsearch": ElasticsearchConfig, "stdout": StdoutConfig,
+                                  "logzio": LogzioConfig, "forward": ForwardOutputConfig}
+FILTER_TYPES: dict[str, type] = {"envoy_access_log": EnvoyAccessLogConfig,
+                                  "json_merge": JsonMergeConfig,
+                                  "kubernetes_metadata": KubernetesMetadataConfig}
 
 _OUTPUT_FACTORIES: dict[type, Callable[[str, Any, Metrics], Output]] = {
     ElasticsearchConfig: ElasticsearchOutput,
+    LogzioConfig: LogzioOutput,
+    ForwardOutputConfig: ForwardOutput,
     StdoutConfig: StdoutOutput,
 }
 
 
-_FILTER_FACTORIES: dict[type, Callable[[str, Any, Metrics], Filter]] = {}
+_FILTER_FACTORIES: dict[type, Callable[[str, Any, Metrics], Filter]] = {
+    EnvoyAccessLogConfig: EnvoyAccessLogFilter,
+    JsonMergeConfig: JsonMergeFilter,
+    KubernetesMetadataConfig: KubernetesMetadataFilter,
+}
 
 
 def load_agent_config(path: str | Path, environ: Mapping[str, str] | None = None,
@@ -74,6 +93,8 @@ def render_config_reference() -> str:
 def build_source(name: str, config: Any, state_dir: Path, metrics: Metrics) -> Source:
     if isinstance(config, TailConfig):
         return TailSource(name, config, state_dir, metrics)
+    if isinstance(config, ForwardConfig):
+        return ForwardSource(name, config, metrics)
     raise TypeError(f"no source for config type {type(config).__name__}")
 
 
@@ -82,7 +103,7 @@ class OutputUnit:
     """One output with everything that belongs to it alone."""
 
     output: Output
-    buffer: MemoryBuffer
+    buffer: Buffer
     delivery: Delivery
     health: OutputHealth
 
@@ -100,9 +121,11 @@ class Agent:
         for name, out_cfg in config.outputs.items():
             factory = _OUTPUT_FACTORIES[type(out_cfg)]
             output = factory(name, out_cfg, self.metrics)
-            buffer = MemoryBuffer(name, out_cfg.buffer, self.metrics)
+            buffer = build_buffer(name, out_cfg.buffer, self.metrics, self.state_dir)
             health = OutputHealth(name, config.stall_after_secs,
-                                  has_backlog=_backlog_probe(buffer))
+                                  has_backlog=_backlog_probe(buffer),
+                                  backlog_age=buffer.oldest_age,
+                                  stuck_after_secs=config.stuck_after_secs)
             delivery = Delivery(output, buffer, self.dead_letters, self.metrics, out_cfg.buffer,
                                 health)
             self.units[name] = OutputUnit(output, buffer, delivery, health)
@@ -110,12 +133,16 @@ class Agent:
         stages = [FilterStage(_FILTER_FACTORIES[type(f_cfg)](name, f_cfg, self.metrics),
                               getattr(f_cfg, "match", "**"))
                   for name, f_cfg in config.filters.items()]
-        self.pipeline = Pipeline(stages, routes)
+        self.filters = [stage.filter for stage in stages]
+        tap_config = config.telemetry.tap
+        self.tap = Tap(self.metrics, tap_config) if tap_config.enabled else None
+        self.pipeline = Pipeline(stages, routes, tap=self.tap)
         self.sources = [build_source(name, cfg, self.state_dir, self.metrics)
                         for name, cfg in config.sources.items()]
         self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,
                                          [u.health for u in self.units.values()],
-                                         before_scrape=self.refresh_gauges)
+                                         before_scrape=self.refresh_gauges, tap=self.tap,
+                                         tap_listen=tap_config.listen)
 
     def settled_records(self, output: str) -> float:
         """Records of ``output`` that are done: delivered, already there, or dead-lettered."""
@@ -136,6 +163,15 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (or a source fails), then shut down within the deadline."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        await _start_filters(self.filters)  # e.g. the Kubernetes watch: before any record flows
+        try:  # disk buffers recover (and may refuse a newer format) before anything reads
+            for unit in self.units.values():
+                await unit.buffer.open()
+        except BaseException:
+            for unit in self.units.values():
+                await unit.buffer.shutdown()
+            await _close_filters(self.filters)
+            raise
         await self.telemetry.start()
         deliveries = [asyncio.create_task(u.delivery.run(), name=f"delivery-{n}")
                       for n, u in self.units.items()]
@@ -172,6 +208,12 @@ class Agent:
         for unit in self.units.values():
             unit.buffer.close()
         await _wait_until(deliveries, deadline)
+        for unit in self.units.values():  # a disk buffer's final fsync releases the last acks
+            try:
+                await unit.buffer.shutdown()
+            except Exception:
+                log.exception("could not persist the buffer",
+                              extra={"event": "buffer_close_failed"})
         undelivered = sum(u.buffer.bytes_used for u in self.units.values())
         for s in self.sources:
             try:
@@ -182,12 +224,38 @@ class Agent:
         for unit in self.units.values():
             with contextlib.suppress(Exception):
                 await unit.output.close()
+        await _close_filters(self.filters)
         await self.telemetry.close()
         log.info("agent stopped", extra={"event": "agent_stopped",
                                          "undelivered_bytes": undelivered})
 
 
-def _backlog_probe(buffer: MemoryBuffer) -> Callable[[], bool]:
+async def _start_filters(filters: list[Filter]) -> None:
+    """Call the optional ``async start()`` of each filter; on failure close those started."""
+    started: list[Filter] = []
+    try:
+        for f in filters:
+            start = getattr(f, "start", None)
+            if start is not None:
+                await start()
+                started.append(f)
+    except BaseException:
+        await _close_filters(started)
+        raise
+
+
+async def _close_filters(filters: list[Filter]) -> None:
+    """Call the optional ``async close()`` of each filter; a failure is logged, not raised."""
+    for f in filters:
+        close = getattr(f, "close", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                log.exception("could not close a filter", extra={"event": "filter_close_failed"})
+
+
+def _backlog_probe(buffer: Buffer) -> Callable[[], bool]:
     def has_backlog() -> bool:
         return not buffer.empty
 

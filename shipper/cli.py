@@ -1,4 +1,5 @@
-"""Command line: ``shipper run``, ``shipper check``, ``shipper demo``.
+"""Command line: ``shipper run``, ``check``, ``demo``, ``dashboards``, ``tap``,
+``migrate-fluentd``.
 
 ``check`` exits 2 and prints ``file:line: key.path: what is wrong`` for every problem, so CI
 and humans see all mistakes at once. ``run`` drains on SIGTERM/SIGINT and exits 0.
@@ -14,7 +15,10 @@ import sys
 from pathlib import Path
 
 from shipper import __version__
+from shipper.dashboards.commands import add_parser as add_dashboards_parser
 from shipper.errors import ConfigError, ShipperError
+from shipper.migrate.command import add_parser as add_migrate_parser
+from shipper.tap.cli import add_parser as add_tap_parser
 
 log = logging.getLogger("shipper")
 
@@ -50,7 +54,7 @@ async def run_agent(config: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shipper.logs import configure_logging
+    from shipper.logs import configure_logging, flush_repeated
 
     try:
         config = load(args.config)
@@ -64,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ShipperError as exc:
         log.error(str(exc), extra={"event": "agent_failed"})
         return 1
+    finally:
+        flush_repeated()  # the counts of repeated warnings still held back
     return 0
 
 
@@ -104,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config-docs", help="write the configuration reference (Markdown)")
     p.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
     p.set_defaults(func=cmd_docs)
+    add_dashboards_parser(sub)
+    add_tap_parser(sub)
+    add_migrate_parser(sub)
     return parser
 
 

@@ -14,8 +14,9 @@ import logging
 import time
 from collections.abc import Sequence
 
+from shipper.buffer import Buffer, Chunk
 from shipper.buffer.config import BufferConfig
-from shipper.buffer.memory import Chunk, MemoryBuffer
+from shipper.crashpoints import crashpoint
 from shipper.deadletter import DeadLetterStore
 from shipper.errors import OutputCredentialsError, OutputError
 from shipper.health import OutputHealth
@@ -41,7 +42,7 @@ def retry_reason(error: ItemError | None, outcome: Outcome) -> str:
 class Delivery:
     """Moves chunks from one buffer to one output, exactly as the outcome says."""
 
-    def __init__(self, output: Output, buffer: MemoryBuffer, dead_letters: DeadLetterStore,
+    def __init__(self, output: Output, buffer: Buffer, dead_letters: DeadLetterStore,
                  metrics: Metrics, config: BufferConfig, health: OutputHealth,
                  backoff: Backoff | None = None) -> None:
         self._output = output
@@ -56,7 +57,6 @@ class Delivery:
         self._duplicates = metrics.records_duplicate.labels(name)
         self._latency = metrics.delivery_latency.labels(name)
         self._last_success = metrics.last_success.labels(name)
-        self._last_log: dict[str, float] = {}
 
     async def start_output(self) -> None:
         """Start the output, retrying with backoff until it answers (never crash on an outage)."""
@@ -96,8 +96,9 @@ class Delivery:
             except asyncio.CancelledError:
                 self._buffer.requeue(chunk)
                 raise
+            crashpoint("delivery_after_send")
             self._latency.observe(time.monotonic() - chunk.created)
-            self._buffer.settle(chunk)
+            await self._buffer.settle(chunk)
 
     async def deliver(self, chunk: Chunk) -> None:
         """Attempt until every payload of ``chunk`` is delivered or dead-lettered."""
@@ -164,9 +165,6 @@ class Delivery:
         return "partial" if retry else "ok"
 
     def _log_throttled(self, event: str, message: str, **fields: object) -> None:
-        """At most one line per 10 s per output for a repeating condition."""
-        now = time.monotonic()
-        if now - self._last_log.get(event, -1e9) < 10.0:
-            return
-        self._last_log[event] = now
+        """A repeating condition: ``shipper.logs.RepeatLimiter`` writes it at most once per
+        10 s per output and message, with the count of the lines it held back."""
         log.warning(message, extra={"event": event, "output": self._output.name, **fields})

@@ -42,6 +42,32 @@ class SourceError(ShipperError):
     """A source cannot read its input (permissions, bind failure...)."""
 
 
+class InputProtocolError(SourceError):
+    """A client broke the wire protocol (malformed or oversized frame, failed handshake).
+
+    Only that client's connection is closed; ``reason`` is a short, bounded label for metrics.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class FilterError(ShipperError):
+    """A filter cannot be set up (no Kubernetes credentials or kubeconfig, unknown parser)."""
+
+
+class KubernetesApiError(ShipperError):
+    """A Kubernetes API request failed; ``status`` is the HTTP status (None: no response).
+
+    Retried by the metadata watcher with backoff; never reaches the record path.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class BufferFullError(ShipperError):
     """A buffer refused records because its byte limit is reached (drop_newest policy)."""
 
@@ -68,3 +94,17 @@ class OutputCredentialsError(OutputRetryableError):
 
 class OutputPermanentError(OutputError):
     """Retrying the same request cannot succeed (bad credentials, invalid request)."""
+
+
+class DashboardsError(ShipperError):
+    """Kibana saved objects could not be built, imported or checked (``shipper dashboards``)."""
+
+
+class FluentdSyntaxError(ShipperError):
+    """A Fluentd configuration cannot be read (``shipper migrate-fluentd``); located by line."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message

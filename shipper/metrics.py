@@ -23,6 +23,12 @@ class Metrics:
             registry=r)
         self.files_open = Gauge("shipper_files_open", "Files a tail source holds open", ["source"],
                                 registry=r)
+        self.files_waiting = Gauge(
+            "shipper_files_waiting", "Files with unread data waiting for a descriptor "
+            "(max_open_files reached)", ["source"], registry=r)
+        self.files_deleted_open = Gauge(
+            "shipper_files_deleted_open", "Deleted files a tail source still holds open to "
+            "read them to their end", ["source"], registry=r)
         self.files_rotated = Counter(
             "shipper_files_rotated", "Rotations and truncations seen", ["source", "kind"],
             registry=r)
@@ -51,6 +57,14 @@ class Metrics:
                                   ["output"], registry=r)
         self.buffer_chunks = Gauge("shipper_buffer_chunks", "Chunks held in an output buffer",
                                    ["output"], registry=r)
+        self.buffer_corrupt_records = Counter(
+            "shipper_buffer_corrupt_records",
+            "Damaged disk buffer records (one per unreadable byte run), quarantined",
+            ["output"], registry=r)
+        self.buffer_storage_errors = Counter(
+            "shipper_buffer_storage_errors",
+            "Disk buffer I/O failures (ENOSPC, EIO...); inputs pause until they clear",
+            ["output", "op"], registry=r)
         self.oldest_unacked_age = Gauge(
             "shipper_oldest_unacked_age_seconds", "Age of the oldest undelivered chunk",
             ["output"], registry=r)
@@ -61,3 +75,65 @@ class Metrics:
         self.last_success = Gauge(
             "shipper_output_last_success_timestamp_seconds", "Unix time of the last delivery",
             ["output"], registry=r)
+        self.filter_records = Counter(
+            "shipper_filter_records",
+            "Records a filter handled, by result (enriched, not_found, merged, too_many_keys...)",
+            ["filter", "result"], registry=r)
+        self.kubernetes_api_requests = Counter(
+            "shipper_kubernetes_api_requests",
+            "Kubernetes API list/watch requests by resource and outcome (ok, error, gone)",
+            ["filter", "resource", "outcome"], registry=r)
+        self.kubernetes_cached_pods = Gauge(
+            "shipper_kubernetes_cached_pods",
+            "Pods in the metadata cache (state: live, or deleted and kept for late lines)",
+            ["filter", "state"], registry=r)
+        self.kubernetes_watch_up = Gauge(
+            "shipper_kubernetes_watch_up",
+            "1 while the list+watch of a resource is in sync with the API server, else 0",
+            ["filter", "resource"], registry=r)
+        self.records_truncated = Counter(
+            "shipper_records_truncated",
+            "Records whose message an output cut to fit its line limit (flagged truncated)",
+            ["output"], registry=r)
+        self.logzio_lines = Counter(
+            "shipper_logzio_lines",
+            "Lines as the Logz.io listener reported them: every line of a 200 is successful, "
+            "a 400 adds its successful/malformed/oversized/empty counts", ["output", "kind"],
+            registry=r)
+        self.forward_connections = Gauge(
+            "shipper_forward_connections", "Open connections of a forward source", ["source"],
+            registry=r)
+        self.forward_connections_closed = Counter(
+            "shipper_forward_connections_closed",
+            "Forward connections the server closed, by reason (malformed, frame_too_large, "
+            "auth_failed, idle, limit...)", ["source", "reason"], registry=r)
+        self.forward_events_skipped = Counter(
+            "shipper_forward_events_skipped",
+            "Forward events dropped as invalid (no map record, bad time, metrics/traces signal)",
+            ["source", "reason"], registry=r)
+        self.forward_acks = Counter(
+            "shipper_forward_acks", "Acks a forward source sent once the events were safe",
+            ["source"], registry=r)
+        self.forward_server_up = Gauge(
+            "shipper_forward_server_up",
+            "1 while a forward output considers the server available, else 0",
+            ["output", "server"], registry=r)
+        self.forward_connections_accepted = Counter(
+            "shipper_forward_connections_accepted",
+            "Connections a forward source accepted (the gauge misses short-lived ones)",
+            ["source"], registry=r)
+        self.kubernetes_watch_restarts = Counter(
+            "shipper_kubernetes_watch_restarts",
+            "Watches of a resource that ended and were started again, by reason (expired: "
+            "410 Gone, error, closed by the server)", ["filter", "resource", "reason"],
+            registry=r)
+        self.output_ready = Gauge(
+            "shipper_output_ready",
+            "1 while an output is ready (see /readyz), 0 while stalled or refused",
+            ["output"], registry=r)
+        self.tap_subscribers = Gauge(
+            "shipper_tap_subscribers", "Open /tap streams", registry=r)
+        self.tap_records = Counter(
+            "shipper_tap_records",
+            "Access-log records for /tap streams: sent, or dropped for a subscriber that "
+            "reads too slowly (shipping is never slowed)", ["result"], registry=r)

@@ -4,6 +4,8 @@
 each matching output encode its share once, and awaits each buffer's ``put`` — which waits
 while that buffer is full, so a slow output slows the sources down instead of growing memory.
 The batch's ack group is held by every buffer it entered and sealed here, after fan-out.
+Between the filters and the fan-out the traffic tap, when someone listens, sees the records
+(``shipper.tap``); with no subscriber it costs one attribute read per batch.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shipper.buffer.memory import MemoryBuffer
+from shipper.buffer import Buffer
 from shipper.protocols import Filter, Output
 from shipper.record import Batch, Record
 from shipper.tagmatch import compile_tag_pattern, matches_everything
+
+if TYPE_CHECKING:
+    from shipper.tap.hub import Tap
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +31,7 @@ class Route:
     """One output with its buffer and the tags it accepts."""
 
     output: Output
-    buffer: MemoryBuffer
+    buffer: Buffer
     match: str = "**"
 
     def __post_init__(self) -> None:
@@ -81,14 +87,18 @@ class Pipeline:
     """Filters plus routes; the single ``emit`` entry point for every source."""
 
     def __init__(self, filters: Sequence[Filter | FilterStage], routes: Sequence[Route],
-                 ) -> None:
+                 tap: Tap | None = None) -> None:
         self._filters = list(filters)
         self._routes = list(routes)
+        self._tap = tap
 
     async def emit(self, batch: Batch) -> None:
         records = batch.records
         for f in self._filters:
             records = f.process(records)
+        tap = self._tap
+        if tap is not None and tap.active:
+            tap.offer(records)  # never raises, never waits
         try:
             for route in self._routes:
                 selected = route.select(records)

@@ -32,6 +32,10 @@ class Source(Protocol):
 
 
 class Filter(Protocol):
+    """A filter may also define ``async start()`` and ``async close()`` (optional, so not
+    part of this protocol): the agent awaits ``start`` before any source reads and ``close``
+    after the sources stopped, for background work such as the Kubernetes metadata watch."""
+
     def process(self, records: list[Record]) -> list[Record]:
         """Synchronous, no I/O. Must never drop a record by failing."""
 

@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Generator, Sequence
 
 from shipper.acks import AckGroup
 from shipper.buffer.config import BufferConfig
@@ -40,6 +40,20 @@ class Chunk:
         return len(self.payloads)
 
 
+class _Done:
+    """An awaitable that is already complete: what ``MemoryBuffer.settle`` returns, since
+    settling in memory needs no I/O (callers that do not await it lose nothing)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield  # a generator that finishes at once: awaiting it never suspends
+
+
+_DONE = _Done()
+
+
 class MemoryBuffer:
     """Bounded chunk queue between the pipeline and one output's delivery."""
 
@@ -58,6 +72,14 @@ class MemoryBuffer:
         self._gauge_bytes = metrics.buffer_bytes.labels(output)
         self._gauge_chunks = metrics.buffer_chunks.labels(output)
         self._dropped = metrics.records_dropped.labels(output, "buffer_full")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Nothing to recover: a memory buffer starts empty."""
+
+    async def shutdown(self) -> None:
+        """Nothing to persist: undelivered records were never acknowledged to their sources."""
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -171,8 +193,9 @@ class MemoryBuffer:
             except TimeoutError:
                 pass
 
-    def settle(self, chunk: Chunk) -> None:
-        """Delivery is done with the chunk: free its bytes and release its ack holds."""
+    def settle(self, chunk: Chunk) -> Awaitable[None]:
+        """Delivery is done with the chunk: free its bytes and release its ack holds, at once
+        (the returned awaitable is already complete)."""
         if self._in_flight.pop(chunk.id, None) is None:
             raise RuntimeError(f"chunk {chunk.id} settled twice or never handed out")
         self._bytes -= chunk.nbytes
@@ -180,6 +203,7 @@ class MemoryBuffer:
         self._space.set()
         for group in chunk.groups:
             group.release()
+        return _DONE
 
     def requeue(self, chunk: Chunk) -> None:
         """Give an unfinished chunk back (delivery was cancelled); it stays unsettled."""

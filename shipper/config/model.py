@@ -13,16 +13,19 @@ from typing import Any, Literal
 from shipper.config import checks
 from shipper.config.dump import to_plain
 from shipper.config.types import Seconds
+from shipper.tap.config import TapConfig
 
 
 @dataclass(frozen=True, kw_only=True)
 class TelemetryConfig:
-    """The agent's own HTTP endpoint: /metrics (Prometheus), /healthz and /readyz."""
+    """The agent's own HTTP endpoint: /metrics (Prometheus), /healthz, /readyz and /tap."""
 
     listen: str = field(default="127.0.0.1:24231", metadata={
         "doc": "host:port to serve on ([::]:port for IPv6); 0.0.0.0:24231 to be scraped "
                "from other pods.",
         "check": checks.listen_address})
+    tap: TapConfig = field(default_factory=TapConfig, metadata={
+        "doc": "Live stream of parsed Envoy access logs on /tap (shipper tap); off by default."})
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -56,6 +59,12 @@ class AgentConfig:
         "doc": "/readyz reports an output as not ready when it holds buffered data and has "
                "delivered nothing for this long.",
         "check": checks.positive})
+    stuck_after_secs: Seconds = field(default=900.0, metadata={
+        "doc": "/healthz fails (so the kubelet restarts the agent) when an output holds "
+               "buffered data and no delivery attempt, successful or not, has ended for this "
+               "long: a stuck pipeline, not an outage. Keep it above 5 x retry_max_secs plus "
+               "the request timeout; 0 turns the check off.",
+        "check": checks.non_negative})
     log_level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata={
         "doc": "Least severe level of the agent's own JSON log lines."})
     config_file: str = field(default="", metadata={

@@ -12,17 +12,23 @@ import asyncio
 import shutil
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from shipper.app import Agent, load_agent_config
 from shipper.demo.embedded_es import EmbeddedElasticsearch
 from shipper.demo.esquery import SearchClient
+from shipper.demo.k8s_api import KubeApiServer
+from shipper.demo.k8s_objects import demo_objects
 from shipper.demo.loggen import generate_node_logs
 from shipper.logs import configure_logging
+from shipper.tap.excerpt import TapExcerpt
+from shipper.tap.query import TapQuery
 
 INDEX_PATTERN = "logstash-*"
 TIMEOUT_SECS = 900.0
+NODE_NAME = "demo-node-1"
 
 CONFIG_TEMPLATE = """\
 # Written by `shipper demo`; run it yourself with: shipper run -c {config}
@@ -32,6 +38,13 @@ sources:
     type: tail
     include: ["{logs}/*.log"]
     read_from_head: true
+filters:
+  k8s:
+    type: kubernetes_metadata
+    kubernetes_url: "{k8s_url}"
+    node_name: {node}
+  envoy:
+    type: envoy_access_log
 outputs:
   es:
     type: elasticsearch
@@ -39,7 +52,7 @@ outputs:
     logstash_format: true
     logstash_prefix: logstash
     buffer: {{chunk_limit_bytes: 2MiB, total_limit_bytes: 64MiB, flush_interval_secs: 1}}
-telemetry: {{listen: "127.0.0.1:0"}}
+telemetry: {{listen: "127.0.0.1:0", tap: {{enabled: true}}}}
 shutdown_deadline_secs: 20
 """
 
@@ -47,6 +60,9 @@ shutdown_deadline_secs: 20
 async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
     config = load_agent_config(config_path)
     agent = Agent(config)
+    # Subscribed before the first record flows; printed with `shipper tap`'s text format.
+    tap = TapExcerpt(agent.tap, TapQuery.build(code="500-599"),
+                     "shipper tap --response-code 500-599")
     stop = asyncio.Event()
     runner = asyncio.create_task(agent.run(stop))
     started = time.monotonic()
@@ -73,6 +89,7 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
             out.write("\n")
         stop.set()
         await runner
+    tap.write(out)
     return agent
 
 
@@ -91,10 +108,28 @@ def print_summary(client: SearchClient, expected: int, out: TextIO) -> bool:
         out.write(f"  {key:<28} {n:>8,}\n")
     out.write(f'\nKibana search  kubernetes.namespace_name : "istio-system"  -> {istio:,} hits\n')
     out.write(f"Free-text search  envoy  -> {envoy:,} hits\n")
+    for query in ('kubernetes.labels.app : "reviews"', 'level : "error"'):
+        out.write(f"Kibana search  {query}  -> {client.kibana_count(INDEX_PATTERN, query):,}"
+                  " hits\n")
     ok = total == expected
     verdict = "every line indexed exactly once" if ok else "MISMATCH"
     out.write(f"\nTotal documents {total:,} for {expected:,} generated records: {verdict}\n")
     return ok
+
+
+def print_dashboard_check(es_url: str, base_time: str, out: TextIO) -> bool:
+    """Run every panel of the shipped dashboards over the demo's data (``dashboards check``)."""
+    from shipper.dashboards.check import check_and_report
+    from shipper.dashboards.http import HttpClient
+    from shipper.dashboards.objects import all_objects
+
+    start = datetime.fromisoformat(base_time.replace("Z", "+00:00"))
+    # The generated lines span about ten minutes after base_time; 30 s buckets show them.
+    time_from = (start - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    time_to = (start + timedelta(minutes=25)).isoformat().replace("+00:00", "Z")
+    out.write("\nDashboard panels over the demo data (shipper dashboards check):\n")
+    return check_and_report(HttpClient(es_url), all_objects(), time_from, time_to, out,
+                            color=out.isatty())
 
 
 def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
@@ -105,6 +140,7 @@ def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     server = None
+    k8s_api = KubeApiServer()
     if es_url is None:
         out.write("Starting the embedded Elasticsearch-compatible server ...\n")
         server = EmbeddedElasticsearch(workdir / "es-data")
@@ -114,14 +150,19 @@ def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
         out.write(f"Generating a node log tree ({lines:,} records, seed {seed}) ...\n")
         manifest = generate_node_logs(workdir / "node", seed=seed, lines=lines)
         logs = workdir / "node" / "var" / "log" / "containers"
+        k8s_api.state.load(*demo_objects(manifest, NODE_NAME))
+        out.write(f"Serving its pods from a local Kubernetes API on {k8s_api.start()}\n")
         config_path = workdir / "shipper.yaml"
         config_path.write_text(CONFIG_TEMPLATE.format(
-            config=config_path, state_dir=workdir / "state", logs=logs, es_url=es_url))
+            config=config_path, state_dir=workdir / "state", logs=logs, es_url=es_url,
+            k8s_url=k8s_api.url, node=NODE_NAME))
         out.write(f"  {len(manifest.files)} container log files under {logs}\n")
         out.write(f"Shipping with {config_path} ...\n")
         asyncio.run(ship(config_path, manifest.total_records, out))
         ok = print_summary(SearchClient(es_url), manifest.total_records, out)
+        ok = print_dashboard_check(es_url, manifest.base_time, out) and ok
     finally:
+        k8s_api.stop()
         if server is not None:
             out.write("Stopping the embedded server.\n")
             server.stop()

@@ -1,10 +1,19 @@
 """Crash-safe store of acknowledged file positions: ``<state_dir>/<source>/positions.json``.
 
-One entry per file identity with what is needed to recognise the file again (path, real
-path, identity key, st_dev, st_ino, first-line fingerprint, truncation generation) and the
-committed offset. An entry is used on start only when the reopened file hashes to the same
-identity (reliability spec §7): a reused inode or a new file with the same name never
-inherits an old offset.
+Two tables:
+
+* ``files``: one entry per file identity with what is needed to recognise the file again
+  (path, real path, identity key, st_dev, st_ino, first-line fingerprint, truncation
+  generation), the committed offset and the last size seen. An entry is used on start only
+  when the reopened file hashes to the same identity (reliability spec §7): a reused inode or
+  a new file with the same name never inherits an old offset. ``size`` lets a restart count
+  the bytes of a file that vanished while the agent was down (at least ``size - offset``).
+* ``lineages``: for each real file path followed (``.../nginx/0.log``), the fingerprints of
+  its generations that were already read, counted as lost or found when the path was first
+  seen. A rotated generation (``0.log.<ts>`` or ``0.log.<ts>.gz``) whose fingerprint is not
+  there was never seen: it is read from its start, or counted as lost if already compressed.
+* ``saved_at``: when the file was written. A file first seen after a restart whose rotated
+  generations are newer than that was created while the agent was down: they are read.
 
 Writes are atomic (tmp file, fsync, rename, fsync of the directory), so a crash leaves
 either the old or the new file, never half of one. A corrupt file is moved aside and the
@@ -25,11 +34,13 @@ from typing import Any
 
 import orjson
 
+from shipper.crashpoints import crashpoint
 from shipper.errors import StorageError
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+_IndexKey = tuple[str, int, int, str]
 
 
 @dataclass(slots=True)
@@ -44,6 +55,14 @@ class Entry:
     fingerprint: str
     generation: int
     offset: int
+    size: int = 0  # last size seen (loss accounting when the file vanishes while we are down)
+    # Its reader was given up and everything after ``size`` counted as lost already: a
+    # restart counts at most ``size - offset`` (what was in memory), never the file again.
+    gone: bool = False
+
+    @property
+    def index_key(self) -> _IndexKey:
+        return (self.key, self.dev, self.ino, self.fingerprint)
 
 
 class CheckpointStore:
@@ -53,7 +72,11 @@ class CheckpointStore:
         self.directory = directory
         self.path = directory / "positions.json"
         self.entries: dict[str, Entry] = {}
+        self.lineages: dict[str, set[str]] = {}  # real path -> fingerprints handled
+        self.lineage_paths: dict[str, str] = {}  # real path -> the path that led to it
+        self.saved_at: float | None = None  # wall clock of the loaded file's last save
         self.dirty = False
+        self._index: dict[_IndexKey, set[str]] = {}
 
     def load(self) -> None:
         """Read the positions file; a missing file is an empty store."""
@@ -67,29 +90,45 @@ class CheckpointStore:
             doc = orjson.loads(raw)
             if doc.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unsupported version {doc.get('version')!r}")
-            self.entries = {ident: Entry(**fields) for ident, fields in doc["files"].items()}
+            entries = {ident: Entry(**fields) for ident, fields in doc["files"].items()}
+            records = doc.get("lineages", {})
+            lineages = {real: set(rec["handled"]) for real, rec in records.items()}
+            lineage_paths = {real: str(rec["path"]) for real, rec in records.items()}
+            saved_at = doc.get("saved_at")
+            self.saved_at = float(saved_at) if saved_at is not None else None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             aside = self.path.with_name(f"positions.json.corrupt-{int(time.time())}")
             log.error("checkpoint file %s is unreadable (%s); moved to %s, starting without "
-                      "positions", self.path, exc, aside)
+                      "positions", self.path, exc, aside,
+                      extra={"event": "tail_checkpoints_corrupt"})
             try:
                 os.replace(self.path, aside)
             except OSError as move_exc:
                 raise StorageError(f"cannot move aside {self.path}: {move_exc}") from move_exc
-            self.entries = {}
+            entries, lineages, lineage_paths = {}, {}, {}
+        self.entries = {}
+        self._index = {}
+        for ident, entry in entries.items():
+            self.put(ident, entry)
+        self.lineages = lineages
+        self.lineage_paths = lineage_paths
+        self.dirty = False
 
     def find(self, key: str, dev: int, ino: int, fingerprint: str) -> tuple[str, Entry] | None:
         """The entry of this file (latest truncation generation), if any."""
         best: tuple[str, Entry] | None = None
-        for ident, entry in self.entries.items():
-            if (entry.dev == dev and entry.ino == ino and entry.fingerprint == fingerprint
-                    and entry.key == key
-                    and (best is None or entry.generation > best[1].generation)):
+        for ident in self._index.get((key, dev, ino, fingerprint), ()):
+            entry = self.entries[ident]
+            if best is None or entry.generation > best[1].generation:
                 best = (ident, entry)
         return best
 
     def put(self, identity: str, entry: Entry) -> None:
+        old = self.entries.get(identity)
+        if old is not None:
+            self._unindex(identity, old)
         self.entries[identity] = entry
+        self._index.setdefault(entry.index_key, set()).add(identity)
         self.dirty = True
 
     def set_offset(self, identity: str, offset: int) -> None:
@@ -98,9 +137,51 @@ class CheckpointStore:
             entry.offset = offset
             self.dirty = True
 
+    def set_size(self, identity: str, size: int) -> None:
+        """Record the size last seen; written with the next save, never a reason for one."""
+        entry = self.entries.get(identity)
+        if entry is not None:
+            entry.size = size
+
     def remove(self, identity: str) -> None:
-        if self.entries.pop(identity, None) is not None:
+        entry = self.entries.pop(identity, None)
+        if entry is not None:
+            self._unindex(identity, entry)
             self.dirty = True
+
+    def _unindex(self, identity: str, entry: Entry) -> None:
+        idents = self._index.get(entry.index_key)
+        if idents is not None:
+            idents.discard(identity)
+            if not idents:
+                del self._index[entry.index_key]
+
+    # -- lineages -------------------------------------------------------------------------
+
+    def handled(self, lineage: str) -> set[str] | None:
+        """Fingerprints of the generations of ``lineage`` already dealt with (None: unknown)."""
+        return self.lineages.get(lineage)
+
+    def mark_handled(self, lineage: str, fingerprint: str, path: str) -> None:
+        known = self.lineages.setdefault(lineage, set())
+        self.lineage_paths.setdefault(lineage, path)
+        if fingerprint not in known:
+            known.add(fingerprint)
+            self.dirty = True
+
+    def set_handled(self, lineage: str, fingerprints: set[str], path: str) -> None:
+        """``path``: the discovered path that leads to ``lineage`` (names its records)."""
+        self.lineage_paths.setdefault(lineage, path)
+        if self.lineages.get(lineage) != fingerprints:
+            self.lineages[lineage] = set(fingerprints)
+            self.dirty = True
+
+    def drop_lineage(self, lineage: str) -> None:
+        self.lineage_paths.pop(lineage, None)
+        if self.lineages.pop(lineage, None) is not None:
+            self.dirty = True
+
+    # -- persistence ----------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
         """Serialized current state; clears ``dirty`` (take it, then ``write`` it)."""
@@ -108,8 +189,11 @@ class CheckpointStore:
         doc: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "files": {ident: asdict(entry) for ident, entry in self.entries.items()},
+            "lineages": {real: {"path": self.lineage_paths.get(real, real),
+                                "handled": sorted(fps)} for real, fps in self.lineages.items()},
+            "saved_at": time.time(),
         }
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     def write(self, data: bytes) -> None:
         """Atomically replace the positions file with ``data`` (blocking: run off the loop)."""
@@ -125,6 +209,7 @@ class CheckpointStore:
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)
+            crashpoint("checkpoint_after_write")
             dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 os.fsync(dir_fd)

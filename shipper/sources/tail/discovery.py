@@ -6,7 +6,14 @@ overflow, and watchdog may be missing or out of watches — so a periodic rescan
 ``refresh_interval_secs`` always runs, and open files are polled for growth by the source.
 
 The watchdog observer runs on its own thread; events are handed to the event loop with
-``loop.call_soon_threadsafe`` and nothing else crosses threads.
+``loop.call_soon_threadsafe`` and nothing else crosses threads. ``Watcher.complete`` says
+whether every include directory is watched; when not, the source rescans more often.
+
+The agent's own pod is excluded by default (reliability T18, fluent-bit#354: an agent that
+ships its own logs amplifies every error it logs about a failing output). It is recognised
+by the Kubernetes names in the path (``paths.parse_path``): the pod name from ``POD_NAME``
+(downward API) or the host name, which is the pod name unless the pod uses the host network;
+the namespace from ``POD_NAMESPACE`` when set.
 """
 
 from __future__ import annotations
@@ -15,29 +22,62 @@ import asyncio
 import glob
 import logging
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
+
+from shipper.sources.tail.paths import parse_path
 
 log = logging.getLogger(__name__)
 
 # kubelet's compressed and temporary rotations, and archives: never tailed.
 BUILTIN_EXCLUDE_SUFFIXES = (".gz", ".tmp", ".zip")
+_CACHE_MAX = 65536
+
+
+def matches_any(path: str, patterns: list[str]) -> bool:
+    """True when a glob matches the full path or the file name."""
+    name = os.path.basename(path)
+    return any(fnmatchcase(path, pattern) or fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def own_pod(environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """(pod name, namespace or None) of the pod this agent runs in."""
+    env = os.environ if environ is None else environ
+    name = env.get("POD_NAME") or env.get("HOSTNAME") or socket.gethostname()
+    return name, env.get("POD_NAMESPACE") or None
 
 
 class Discovery:
     """Expands include globs minus excludes into a sorted list of paths."""
 
-    def __init__(self, include: list[str], exclude: list[str]) -> None:
+    def __init__(self, include: list[str], exclude: list[str],
+                 own: tuple[str, str | None] | None = None) -> None:
+        """``own``: (pod name, namespace or None) whose files are skipped."""
         self.include = list(include)
         self.exclude = list(exclude)
+        self.own = own
+        self._own_cache: dict[str, bool] = {}
 
     def excluded(self, path: str) -> bool:
         if path.endswith(BUILTIN_EXCLUDE_SUFFIXES):
             return True
-        name = os.path.basename(path)
-        return any(fnmatchcase(path, pattern) or fnmatchcase(name, pattern)
-                   for pattern in self.exclude)
+        return matches_any(path, self.exclude) or self._is_own(path)
+
+    def _is_own(self, path: str) -> bool:
+        if self.own is None:
+            return False
+        hit = self._own_cache.get(path)
+        if hit is None:
+            names = parse_path(path, "").kubernetes or {}
+            pod, namespace = self.own
+            hit = names.get("pod_name") == pod and namespace in (None, names.get(
+                "namespace_name"))
+            if len(self._own_cache) >= _CACHE_MAX:
+                self._own_cache.clear()
+            self._own_cache[path] = hit
+        return hit
 
     def scan(self) -> list[str]:
         """Every matching path, sorted (deterministic order = deterministic choices)."""
@@ -75,6 +115,7 @@ class Watcher:
         self._observer: Any = None
         self._watched: set[str] = set()
         self._failed: set[str] = set()
+        self.complete = False  # every include directory is watched
 
     def ensure(self, dirs: list[tuple[str, bool]]) -> None:
         """Start the observer and watch every existing directory not yet watched.
@@ -92,19 +133,28 @@ class Watcher:
         except Exception as exc:  # any failure to start just means "poll only"
             if "observer" not in self._failed:
                 self._failed.add("observer")
-                log.warning("file events unavailable (%s); relying on polling", exc)
+                log.warning("file events unavailable (%s); relying on polling", exc,
+                            extra={"event": "tail_watch_unavailable"})
+            self.complete = False
             return
         handler = _Handler(self._loop, self._on_event)
+        complete = True
         for directory, recursive in dirs:
-            if directory in self._watched or not os.path.isdir(directory):
+            if directory in self._watched:
+                continue
+            if not os.path.isdir(directory):
+                complete = False
                 continue
             try:
                 self._observer.schedule(handler, directory, recursive=recursive)
                 self._watched.add(directory)
             except Exception as exc:  # inotify limits, permissions: poll instead
+                complete = False
                 if directory not in self._failed:
                     self._failed.add(directory)
-                    log.warning("cannot watch %s (%s); relying on polling", directory, exc)
+                    log.warning("cannot watch %s (%s); relying on polling", directory, exc,
+                                extra={"event": "tail_watch_unavailable"})
+        self.complete = complete
 
     def stop(self) -> None:
         """Stop the observer thread without waiting for it (it is a daemon thread)."""
@@ -114,6 +164,7 @@ class Watcher:
             except Exception as exc:
                 log.debug("stopping the file observer failed: %s", exc)
             self._observer = None
+        self.complete = False
 
 
 class _Handler:

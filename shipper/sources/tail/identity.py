@@ -23,18 +23,22 @@ from hashlib import blake2b
 FINGERPRINT_BYTES = 1024
 
 
-def fingerprint_source(head: bytes) -> bytes | None:
+def fingerprint_source(head: bytes, final: bool = False) -> bytes | None:
     """The bytes the fingerprint hashes: the first line with its LF, capped at 1 KiB.
 
     ``head`` is the start of the file (at least ``FINGERPRINT_BYTES`` if the file has that
     many). None while the first line is still incomplete and shorter than the cap: the
-    identity is computed only once it cannot change any more.
+    identity is computed only once it cannot change any more. ``final`` (a file that will
+    not grow: rotated, compressed, being closed) takes an incomplete first line as it is;
+    None then only for an empty file.
     """
     newline = head.find(b"\n", 0, FINGERPRINT_BYTES)
     if newline >= 0:
         return head[: newline + 1]
     if len(head) >= FINGERPRINT_BYTES:
         return head[:FINGERPRINT_BYTES]
+    if final and head:
+        return head
     return None
 
 

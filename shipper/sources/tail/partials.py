@@ -16,6 +16,7 @@ must re-read the whole group, never resume in its middle.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def truncate_utf8(data: bytes, limit: int) -> bytes:
@@ -38,7 +39,15 @@ def truncate_utf8(data: bytes, limit: int) -> bytes:
 
 @dataclass(slots=True)
 class Group:
-    """One message being reassembled."""
+    """One message being reassembled.
+
+    ``offset`` names the message (doc id) in the file of ``identity`` (None: the decoder's
+    own file). A group handed over from a rotated file to its successor keeps both and
+    carries the ``handoffs`` to acknowledge once it is shipped; ``local`` is where its first
+    piece in the CURRENT file starts (None: no piece here yet), the furthest a checkpoint
+    of this file may go while the group is open. ``flags`` collects per-piece problems
+    (``invalid_utf8`` of one Docker piece) so joining never loses them.
+    """
 
     offset: int
     time_ns: int
@@ -46,6 +55,10 @@ class Group:
     pieces: list[bytes] = field(default_factory=list)
     stored: int = 0
     total: int = 0
+    flags: list[str] | None = None
+    identity: str | None = None
+    handoffs: list[Any] | None = None
+    local: int | None = -1  # -1: same as ``offset``
 
     def add(self, piece: bytes, length: int, max_bytes: int) -> None:
         """Append a piece; ``length`` is its real size (it may arrive already cut)."""
@@ -80,12 +93,17 @@ class Partials:
         return stream in self.groups
 
     def add(self, stream: str, offset: int, time_ns: int, time_str: str, piece: bytes,
-            length: int | None = None) -> None:
+            length: int | None = None, flags: list[str] | None = None) -> None:
         """Add a non-final piece, opening the stream's group if needed."""
         group = self.groups.get(stream)
         if group is None:
             group = self.groups[stream] = Group(offset, time_ns, time_str)
+        elif group.local is None:  # handed over: its first piece in this file
+            group.local = offset
         group.add(piece, len(piece) if length is None else length, self.max_bytes)
+        if flags:
+            known = group.flags or []
+            group.flags = known + [flag for flag in flags if flag not in known]
 
     def finish(self, stream: str, piece: bytes, length: int | None = None) -> Group:
         """Close the stream's group with its final piece and return it (it must exist)."""
@@ -103,4 +121,10 @@ class Partials:
         """How far a checkpoint may go when everything before ``end`` has been consumed."""
         if not self.groups:
             return end
-        return min(end, *(g.offset for g in self.groups.values()))
+        return min(end, *(g.offset if g.local == -1 else end if g.local is None else g.local
+                          for g in self.groups.values()))
+
+    def adopt(self, stream: str, group: Group) -> None:
+        """Take over a group of the previous generation of this file (see ``Group``)."""
+        group.local = None
+        self.groups[stream] = group

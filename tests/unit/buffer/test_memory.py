@@ -98,3 +98,18 @@ async def test_put_after_close_is_refused():
     buf.close()
     with pytest.raises(RuntimeError):
         await buf.put([b"a"], None)
+
+
+async def test_settle_is_immediate_and_its_awaitable_already_complete():
+    buf, _ = make(chunk_limit_records=1)
+    await buf.open()
+    acked = []
+    g = AckGroup(on_safe=acked.append)
+    await buf.put([b"x"], g)
+    g.seal()
+    chunk = await buf.get()
+    done = buf.settle(chunk)
+    assert acked == [g], "released before anything is awaited"
+    assert await done is None
+    await buf.shutdown()
+    assert buf.empty

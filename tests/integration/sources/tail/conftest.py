@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -133,3 +135,25 @@ class Tail:
 @pytest.fixture
 def tail(tmp_path: Path) -> Tail:
     return Tail(tmp_path)
+
+
+def rotate(real: Path, stamp: str) -> Path:
+    """kubelet's rename rotation: ``0.log`` -> ``0.log.<stamp>``, a new empty ``0.log``."""
+    rotated = real.with_name(f"{real.name}.{stamp}")
+    os.rename(real, rotated)
+    real.touch()
+    return rotated
+
+
+def compress(path: Path) -> Path:
+    """kubelet's compression of an older rotation: ``.tmp``, rename to ``.gz``, delete."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(gzip.compress(path.read_bytes()))
+    gz = path.with_name(path.name + ".gz")
+    os.rename(tmp, gz)
+    path.unlink()
+    return gz
+
+
+def lines_of(records: list[Record]) -> list[str]:
+    return [r.body["log"] for r in records]

@@ -117,6 +117,20 @@ def test_the_composable_template_has_the_fluentd_field_types() -> None:
         assert kubernetes[key] == {"type": "keyword"}, key
 
 
+def test_envoy_access_log_fields_are_numbers_keywords_and_a_date() -> None:
+    _, body = template_request(es("8.15.3"), "shipper-logstash", "logstash-*")
+    envoy = body["template"]["mappings"]["properties"]["envoy"]["properties"]
+    assert envoy["response_code"] == {"type": "integer"}
+    for key in ("bytes_received", "bytes_sent", "duration_ms", "upstream_service_time"):
+        assert envoy[key] == {"type": "long"}, key
+    assert envoy["start_time"] == {"type": "date"}
+    assert envoy["path"]["type"] == "keyword"
+    assert envoy["path"]["fields"] == {"text": {"type": "text"}}
+    # A multi-kilobyte path must not get the document rejected (Lucene's 32766-byte term cap).
+    assert envoy["path"]["ignore_above"] <= 8191
+    assert envoy["upstream_cluster"]["type"] == envoy["direction"]["type"] == "keyword"
+
+
 def test_servers_older_than_7_8_get_a_legacy_template() -> None:
     path, body = template_request(es("7.7.1"), "shipper-logstash", "logstash-*")
     assert path == "/_template/shipper-logstash"

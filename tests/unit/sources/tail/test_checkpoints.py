@@ -81,3 +81,51 @@ def test_an_unwritable_directory_raises_storage_error(tmp_path: Path) -> None:
             store.write(store.snapshot())
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_lineages_and_sizes_survive_a_write_and_load(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.put("a", entry())
+    store.set_size("a", 999)
+    store.mark_handled("/real", "fp1", "/p")
+    store.mark_handled("/real", "fp2", "/p")
+    store.write(store.snapshot())
+    again = CheckpointStore(tmp_path)
+    again.load()
+    assert again.entries["a"].size == 999
+    assert again.handled("/real") == {"fp1", "fp2"}
+    assert again.lineage_paths == {"/real": "/p"}
+    assert again.handled("/other") is None
+    assert again.find("cid", 1, 2, "fp") == ("a", again.entries["a"])
+
+
+def test_sizes_never_make_the_store_dirty_but_lineage_changes_do() -> None:
+    store = CheckpointStore(Path("/nonexistent"))
+    store.put("a", entry())
+    store.snapshot()
+    store.set_size("a", 5)
+    assert not store.dirty
+    store.set_handled("/real", {"x"}, "/p")
+    assert store.dirty
+    store.snapshot()
+    store.set_handled("/real", {"x"}, "/p")
+    assert not store.dirty
+    store.drop_lineage("/real")
+    assert store.dirty and store.handled("/real") is None
+
+
+def test_a_file_written_before_sizes_and_lineages_existed_still_loads(tmp_path: Path) -> None:
+    (tmp_path / "positions.json").write_text(
+        '{"version": 1, "files": {"a": {"path": "/p", "real_path": "/real", "key": "k", '
+        '"dev": 1, "ino": 2, "fingerprint": "fp", "generation": 0, "offset": 7}}}')
+    store = CheckpointStore(tmp_path)
+    store.load()
+    assert store.entries["a"].offset == 7 and store.entries["a"].size == 0
+    assert store.lineages == {}
+
+
+def test_removing_an_entry_removes_it_from_the_index() -> None:
+    store = CheckpointStore(Path("/nonexistent"))
+    store.put("a", entry())
+    store.remove("a")
+    assert store.find("cid", 1, 2, "fp") is None

@@ -23,3 +23,26 @@ def test_watch_dirs_are_the_glob_free_prefixes() -> None:
     discovery = Discovery(["/var/log/containers/*.log", "/var/log/pods/*/*/*.log",
                            "/var/log/containers/extra-*.log"], [])
     assert discovery.watch_dirs() == [("/var/log/containers", False), ("/var/log/pods", True)]
+
+
+CID = "0123456789abcdef" * 4
+
+
+def test_the_agents_own_pod_is_excluded_in_both_layouts() -> None:
+    discovery = Discovery(["/var/log/containers/*.log"], [], own=("shipper-x7k2p", "logging"))
+    assert discovery.excluded(f"/var/log/containers/shipper-x7k2p_logging_shipper-{CID}.log")
+    assert discovery.excluded("/var/log/pods/logging_shipper-x7k2p_uid-1/shipper/0.log")
+    assert not discovery.excluded(f"/var/log/containers/shipper-x7k2p_other_shipper-{CID}.log")
+    assert not discovery.excluded(f"/var/log/containers/web-1_logging_nginx-{CID}.log")
+
+
+def test_without_a_namespace_the_pod_name_alone_decides() -> None:
+    discovery = Discovery(["/x/*.log"], [], own=("agent-1", None))
+    assert discovery.excluded(f"/var/log/containers/agent-1_any_c-{CID}.log")
+
+
+def test_own_pod_comes_from_the_downward_api_then_the_host_name() -> None:
+    from shipper.sources.tail.discovery import own_pod
+
+    assert own_pod({"POD_NAME": "p", "POD_NAMESPACE": "ns", "HOSTNAME": "h"}) == ("p", "ns")
+    assert own_pod({"HOSTNAME": "h"}) == ("h", None)

@@ -147,3 +147,21 @@ def test_format_detection_looks_at_the_first_byte() -> None:
     assert detect_format(b"  {") == "docker"
     assert detect_format(f"{TS} stdout F {{}}".encode()) == "cri"
     assert detect_format(b"\n") == "cri"
+
+
+def test_a_leading_run_of_nul_bytes_is_skipped_and_inner_nuls_are_data() -> None:
+    lines = [b"\0\0\0" + f"{TS} stdout F after hole".encode(), b"\0\0\0\0",
+             f"{TS} stdout F in\0side".encode()]
+    records = decode(lines)
+    assert [r.body["log"] for r in records] == ["after hole", "in\0side"]
+    assert records[0].doc_id == f"{IDENT}-0"
+
+
+def test_a_crlf_line_loses_its_cr_on_the_slow_path_too() -> None:
+    (record,) = decode([b"2024-01-01T12:00:00Z stdout F windows\r"])
+    assert record.body["log"] == "windows"
+
+
+def test_format_detection_ignores_a_byte_order_mark() -> None:
+    assert detect_format(b'\xef\xbb\xbf{"log":"x"}\n') == "docker"
+    assert detect_format(b"\xef\xbb\xbf2024-01-01T00:00:00Z stdout F x\n") == "cri"

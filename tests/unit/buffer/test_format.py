@@ -1,0 +1,120 @@
+"""The segment format: headers, framing and what a scan makes of damage."""
+
+import struct
+import zlib
+
+import pytest
+
+from shipper.buffer.disk.format import (
+    HEADER_SIZE,
+    MAGIC,
+    RECORD_OVERHEAD,
+    VERSION,
+    HeaderError,
+    NewerFormatError,
+    encode_header,
+    frame,
+    read_header,
+    scan,
+)
+
+
+def segment(payloads: list[bytes]) -> bytearray:
+    return bytearray(encode_header() + frame(payloads))
+
+
+def offsets(payloads: list[bytes]) -> list[int]:
+    """Where each record starts in ``segment(payloads)``."""
+    out, off = [], HEADER_SIZE
+    for p in payloads:
+        out.append(off)
+        off += RECORD_OVERHEAD + len(p)
+    return out
+
+
+PAYLOADS = [f'{{"log":"line {i}"}}\n'.encode() * (1 + i % 3) for i in range(10)]
+
+
+def test_a_header_round_trips_and_names_the_version():
+    header = encode_header()
+    assert len(header) == HEADER_SIZE
+    assert header.startswith(MAGIC)
+    assert read_header(header) == VERSION
+
+
+def test_a_newer_version_with_a_valid_checksum_is_refused_not_treated_as_garbage():
+    with pytest.raises(NewerFormatError) as exc:
+        read_header(encode_header(version=VERSION + 1))
+    assert exc.value.version == VERSION + 1
+
+
+@pytest.mark.parametrize("damage", [
+    lambda h: h[:HEADER_SIZE - 1],  # short
+    lambda h: b"GARBAGE!" + h[8:],  # bad magic
+    lambda h: h[:9] + bytes([h[9] ^ 0x01]) + h[10:],  # flipped version bit: checksum fails
+    lambda h: b"",
+])
+def test_a_damaged_header_is_a_header_error(damage):
+    with pytest.raises(HeaderError):
+        read_header(damage(encode_header()))
+
+
+def test_every_framed_record_scans_back_in_order():
+    data = segment(PAYLOADS)
+    found = scan(data)
+    assert found.bad == []
+    assert found.payloads(data) == PAYLOADS
+    assert found.end == len(data)
+
+
+def test_an_empty_payload_is_a_record_too():
+    data = segment([b"", b"x", b""])
+    assert scan(data).payloads(data) == [b"", b"x", b""]
+
+
+def test_the_checksum_covers_the_length_field():
+    record = frame([b"abc"])
+    length, crc = struct.unpack_from("<II", record)
+    assert length == 3
+    assert crc == zlib.crc32(b"abc", zlib.crc32(b"\x03\x00\x00\x00"))
+
+
+def test_a_flipped_payload_byte_costs_exactly_that_record():
+    data = segment(PAYLOADS)
+    data[offsets(PAYLOADS)[4] + RECORD_OVERHEAD + 2] ^= 0x20
+    found = scan(data)
+    assert found.payloads(data) == PAYLOADS[:4] + PAYLOADS[5:]
+    assert len(found.bad) == 1
+
+
+def test_a_damaged_length_field_resynchronises_on_the_next_good_record():
+    data = segment(PAYLOADS)
+    data[offsets(PAYLOADS)[3] + 1] ^= 0x40  # length now far too large
+    found = scan(data)
+    assert found.payloads(data) == PAYLOADS[:3] + PAYLOADS[4:]
+    assert len(found.bad) == 1
+
+
+def test_a_torn_tail_keeps_every_whole_record():
+    whole = segment(PAYLOADS)
+    for cut in (1, RECORD_OVERHEAD - 1, RECORD_OVERHEAD + 3):
+        data = whole[:offsets(PAYLOADS)[-1] + cut]
+        found = scan(data)
+        assert found.payloads(data) == PAYLOADS[:-1]
+        assert found.bad == [(offsets(PAYLOADS)[-1], len(data))]
+
+
+def test_garbage_in_the_middle_is_one_bad_range_and_both_sides_survive():
+    data = segment(PAYLOADS)
+    at = offsets(PAYLOADS)[5]
+    data[at:at] = b"\xff" * 37 + b"\x00" * 5
+    found = scan(data)
+    assert found.payloads(data) == PAYLOADS
+    assert found.bad == [(at, at + 42)]
+
+
+def test_random_bytes_yield_no_invented_record():
+    noise = bytes((i * 7919 + 13) % 251 for i in range(20_000))
+    found = scan(encode_header() + noise)
+    assert found.spans == []
+    assert found.bad == [(HEADER_SIZE, HEADER_SIZE + len(noise))]
