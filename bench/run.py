@@ -128,7 +128,8 @@ def render(results: dict[str, list[RunResult]], bytes_total: int, args: argparse
            "Measured by `make bench` (`python -m bench.run`): the agent runs as its own process,",
            "tails the standard workload from the start and ships it; CPU is the agent process's",
            "user+system time from `wait4`, wall time runs from start to the last delivery.",
-           f"Median of {args.runs} runs. Machine: {platform.machine()}, {os.cpu_count()} cores,",
+           f"Median of {args.runs} runs on {time.strftime('%Y-%m-%d')}. "
+           f"Machine: {platform.machine()}, {os.cpu_count()} cores,",
            f"Python {platform.python_version()}.", "",
            "| path | lines | MB | lines/s | CPU-s per million lines | max RSS MiB |",
            "|---|---|---|---|---|---|"]
@@ -137,8 +138,8 @@ def render(results: dict[str, list[RunResult]], bytes_total: int, args: argparse
         cpu = statistics.median(r.cpu_per_million for r in runs)
         rss = max(r.max_rss_mib for r in runs)
         lines = runs[0].lines
-        mb = bytes_total / 1e6 if name.startswith("blackhole") else float("nan")
-        out.append(f"| {name} | {lines:,} | {mb:.0f} | {lps:,.0f} | {cpu:.2f} | {rss:.0f} |")
+        mb = f"{bytes_total / 1e6:.0f}" if name.startswith("blackhole") else "-"
+        out.append(f"| {name} | {lines:,} | {mb} | {lps:,.0f} | {cpu:.2f} | {rss:.0f} |")
     out += ["", "Reproduce: `make bench` (or `python -m bench.run --runs 3 --lines 1000000`)."]
     return "\n".join(out) + "\n"
 
