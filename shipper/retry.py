@@ -7,6 +7,8 @@ agents after a cluster-wide outage instead of synchronising them into waves.
 from __future__ import annotations
 
 import random
+import time
+from email.utils import parsedate_to_datetime
 
 
 class Backoff:
@@ -31,3 +33,23 @@ class Backoff:
         if retry_after is not None and retry_after > 0:
             return max(jittered, min(retry_after, self._max * 5))
         return jittered
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)

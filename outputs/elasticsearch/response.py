@@ -13,14 +13,13 @@ from what was sent, is retried: the ids make the resend idempotent.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
 
 from shipper.protocols import ItemError, Outcome, Status
+from shipper.retry import parse_retry_after
 
 PAYLOAD_TOO_LARGE = 413
 CREDENTIAL_STATUSES = frozenset({401, 403})
@@ -41,24 +40,6 @@ def credentials_rejected(outcome: Outcome) -> bool:
     return outcome.http_status in CREDENTIAL_STATUSES
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

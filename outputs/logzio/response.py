@@ -25,15 +25,14 @@ Texts from the network are passed through ``redact`` before they enter an error.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 import orjson
 
 from outputs.logzio.token import redact
 from shipper.protocols import ItemError, Outcome, Status
+from shipper.retry import parse_retry_after
 
 PAYLOAD_TOO_LARGE = 413
 BAD_REQUEST = 400
@@ -95,24 +94,6 @@ def parse_line_counts(body: bytes) -> LineCounts | None:
                       values["oversized"] or 0, values["empty"] or 0)
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

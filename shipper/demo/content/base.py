@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import random
+from abc import ABC, abstractmethod
 from bisect import bisect
 from collections.abc import Sequence
 from functools import lru_cache
@@ -117,7 +118,7 @@ def to_invalid_utf8(text: str) -> str:
     return out
 
 
-class LineSource:
+class LineSource(ABC):
     """Produces the log lines of one container, one logical line per `line()` call.
 
     Subclasses implement `event()` (one event: a single line, or a list of lines for
@@ -151,16 +152,17 @@ class LineSource:
             return first
         return ev
 
+    @abstractmethod
     def event(self, t_ns: int) -> Line | list[Line]:
-        raise NotImplementedError
+        """The next logical event: one line, or several (a stack trace)."""
 
+    @abstractmethod
     def long_line(self, t_ns: int, blob: str) -> Line:
         """A realistic line embedding `blob` (ASCII), used for lines longer than 16 KiB."""
-        raise NotImplementedError
 
+    @abstractmethod
     def non_ascii_line(self, t_ns: int) -> Line:
         """A realistic line containing non-ASCII UTF-8 (accents, emoji)."""
-        raise NotImplementedError
 
     def invalid_utf8_line(self, t_ns: int) -> Line:
         """A line with bytes that are not valid UTF-8 (text written in a legacy codepage)."""

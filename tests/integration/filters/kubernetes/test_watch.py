@@ -81,7 +81,8 @@ async def test_api_down_at_start_records_flow_and_requests_stay_within_budget(
     await asyncio.sleep(2.0)
     attempts = errors(metrics) + errors(metrics, "namespaces")
     elapsed = time.monotonic() - started
-    assert 1 <= attempts <= 4 + 2 * elapsed + 1  # burst + rate * time: no storm
+    assert attempts >= 1
+    assert attempts <= 4 + 2 * elapsed + 1  # burst + rate * time: no storm
     server = KubeApiServer(port=port)
     server.state.put(PODS, make_pod("web-1", "uid-web-1", 1))
     server.start()
@@ -140,7 +141,8 @@ async def test_a_storm_of_500s_is_not_answered_with_a_storm_of_requests(
     api.start()
     await asyncio.sleep(3.0)
     storm = api.count() - before
-    assert 1 <= storm <= 4 + 2 * 3.0 + 1
+    assert storm >= 1
+    assert storm <= 4 + 2 * 3.0 + 1
     api.fault_for = None
     api.state.put(PODS, make_pod("after-storm-1", "uid-as", 9))
     await eventually(lambda: "pod_id" in enriched(f, "after-storm-1", 9), what="recovery")
