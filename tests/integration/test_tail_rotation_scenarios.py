@@ -198,7 +198,7 @@ def run_scenario(tmp: Path, url: str, per_file: int, kills: int) -> None:
 
 def test_five_rotations_at_10k_lines_per_second_with_two_sigkills_index_every_line_once(
         es_url: str, tmp_path: Path) -> None:
-    run_scenario(tmp_path, es_url, per_file=8000, kills=2)
+    run_scenario(tmp_path, es_url, per_file=5000, kills=2)
 
 
 @pytest.mark.slow

@@ -22,9 +22,9 @@ written again first: after a failed fsync the kernel may have dropped them), and
 condition is logged at most once per 10 s. Nothing is dropped and no half record is left
 behind: a failed write is truncated away, and recovery would handle it anyway.
 
-Memory stays flat during an outage: at most ``max_in_flight + 2`` chunks keep their payloads
-in memory (``hot``: in steady state the ones just written, which delivery takes next); the
-others are read back from disk, CRC-checked, when delivery takes them.
+Memory stays flat during an outage: new chunks keep their payloads in memory (``hot``) only
+while fewer than ``max_in_flight + 2`` chunks do; the others are read back from disk,
+CRC-checked, when delivery takes them (so at most ``2 * max_in_flight + 2`` are in memory).
 """
 
 from __future__ import annotations

@@ -81,6 +81,7 @@ class FileTable:
 
     def scan(self) -> None:
         """Glob the includes: new paths, rotations, deletions; then reconcile orphans."""
+        self.generations.refresh()
         paths = self.discovery.scan()
         self.present = set(paths)
         for path in paths:
@@ -92,6 +93,7 @@ class FileTable:
         self.recovery.gc_lineages()
 
     def check_known_paths(self) -> None:
+        self.generations.refresh()
         for path in list(self.by_path):
             self.check_path(path)
 
@@ -114,6 +116,7 @@ class FileTable:
         if current is not None:  # the path names a new inode: rename rotation or retarget
             del self.by_path[path]
             self.drain(current, "renamed")
+            self.generations.refresh()  # its directory changed: list it again
         existing = self.by_inode.get(key)
         if existing is not None:
             if existing.path == path and existing.draining_since is not None:
@@ -212,6 +215,7 @@ class FileTable:
 
     def _moved(self, reader: FileReader) -> None:
         """Its inode is not at ``open_path`` any more: find it among the generations."""
+        self.generations.refresh()
         if self.by_path.get(reader.path) is reader:
             self.check_path(reader.path)  # marks it draining, opens the new file
         for gen in self.generations.list(reader.lineage):

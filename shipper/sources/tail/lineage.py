@@ -31,7 +31,6 @@ previous run (the container started while the agent was down) or than this run's
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import stat
@@ -92,18 +91,47 @@ class Plan:
 
 
 class Generations:
-    """Lists the generations of a lineage; remembers the heads of compressed files."""
+    """Lists the generations of a lineage; remembers the heads of compressed files.
+
+    Directory listings are indexed by name prefix and kept until ``refresh`` (the file table
+    calls it before every scan or path check, and when it saw a directory change), so a
+    scan of thousands of files in ONE directory lists it once, not once per file.
+    """
 
     def __init__(self) -> None:
         self._gz: dict[tuple[int, int, int, int], tuple[str | None, int]] = {}
         self._failed: set[str] = set()
+        self._dirs: dict[str, dict[str, list[str]]] = {}  # directory -> prefix -> names
+
+    def refresh(self) -> None:
+        """Forget every directory listing (the next ``list`` looks again)."""
+        self._dirs.clear()
+
+    def _siblings(self, lineage: str) -> list[str]:
+        directory, base = os.path.split(lineage)
+        index = self._dirs.get(directory)
+        if index is None:
+            index = {}
+            try:
+                names = os.listdir(directory or ".")
+            except OSError:
+                names = []
+            for name in names:  # "0.log.2024.gz" is a sibling of "0", "0.log", "0.log.2024"
+                dot = name.find(".")
+                while dot > 0:
+                    index.setdefault(name[:dot], []).append(name)
+                    dot = name.find(".", dot + 1)
+            if len(self._dirs) >= _CACHE_MAX:
+                self._dirs.clear()
+            self._dirs[directory] = index
+        return [os.path.join(directory, name) for name in index.get(base, ())]
 
     def list(self, lineage: str, base: bool = True) -> list[Generation]:
         """Every rotated generation of ``lineage``, oldest first (by mtime, then name), and
         (``base``) the lineage's own file last: when no include path leads to it any more
         (its symlink was retargeted or removed), it is just one more generation to finish."""
         found = []
-        for path in glob.glob(glob.escape(lineage) + ".*"):
+        for path in self._siblings(lineage):
             if path.endswith(IGNORED_SUFFIXES):
                 continue
             try:

@@ -161,6 +161,7 @@ class Recovery:
         """The reader's inode was truncated: move the old incarnation to its copy (or give
         it up, counting what it had not read) and return the reader of the new content."""
         self.t.rotated.labels(self.t.name, "truncated").inc()
+        self.t.generations.refresh()  # the copy may have appeared just now
         copy = None
         gone = (lin.TRUNCATED, reader.size_seen, reader.path)
         for gen in self.t.generations.list(reader.lineage):

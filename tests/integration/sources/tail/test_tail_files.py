@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from shipper.sources.tail import TailConfig
 from shipper.sources.tail.discovery import Watcher
 from tests.integration.sources.tail.conftest import (
     CID,
@@ -148,7 +149,8 @@ async def test_new_files_are_found_by_polling_when_file_events_are_unavailable(
     assert collector.logs() == ["line 7"]
 
 
-async def test_many_files_share_a_small_descriptor_cap_and_all_are_read(tail: Tail) -> None:
+async def test_3000_files_share_the_default_descriptor_cap_and_all_are_read(
+        tail: Tail) -> None:
     files = 3000
     for n in range(files):
         path = tail.containers / f"f{n:04d}.log"
@@ -157,8 +159,8 @@ async def test_many_files_share_a_small_descriptor_cap_and_all_are_read(tail: Ta
     baseline = len(os.listdir(fds))
     peak = 0
     collector = Collector()
-    cap = 100
-    async with tail.running(collector, max_open_files=cap):
+    cap = TailConfig().max_open_files
+    async with tail.running(collector):
         async def sample() -> None:
             nonlocal peak
             while True:

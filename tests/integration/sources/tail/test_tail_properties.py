@@ -391,7 +391,7 @@ class TailMachine(RuleBasedStateMachine):
 
 
 TailMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("SHIPPER_TAIL_EXAMPLES", "40")), stateful_step_count=30,
+    max_examples=int(os.environ.get("SHIPPER_TAIL_EXAMPLES", "100")), stateful_step_count=30,
     deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_tail_state_machine = TailMachine.TestCase
 
