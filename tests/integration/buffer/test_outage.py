@@ -167,7 +167,7 @@ class LineWriter:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(5400)
 def test_a_five_minute_outage_at_2000_lines_per_second_loses_nothing(
         es_url, proxy, tmp_path, rate: int = 2000, outage_secs: int = 300):
     writer = LineWriter(tmp_path / "containers")
@@ -190,19 +190,23 @@ def test_a_five_minute_outage_at_2000_lines_per_second_loses_nothing(
             rss_peak = max(rss_peak, rss_bytes(proc.pid))
             time.sleep(max(0.0, began + second + 1 - time.monotonic()))
         backlog = metric(port, "shipper_buffer_bytes")
+        grown = rss_peak - rss_start
+        print(f"\noutage {outage_secs}s at {rate} lines/s: backlog {backlog / MIB:.0f} MiB, "
+              f"resident memory +{grown / MIB:.1f} MiB", flush=True)
+        assert grown < max(16 * MIB, backlog / 8), f"memory grew {grown / MIB:.1f} MiB"
         total = sum(writer.counts)
         healed = time.monotonic()
         proxy.set_mode("pass")
-        wait_for_count(es, f"{prefix}-*", total, proc, 1800)
+        # The embedded test server indexes a few hundred documents a second once it holds
+        # hundreds of thousands: the drain takes most of an hour there (SHIPPER_TEST_ES_URL
+        # points this at a real cluster); the agent's own drain rate is measured below.
+        wait_for_count(es, f"{prefix}-*", total, proc, 4500)
         drain_secs = time.monotonic() - healed
         time.sleep(1.0)
     finally:
         assert stop(proc) == 0
-    grown = rss_peak - rss_start
-    print(f"\noutage {outage_secs}s at {rate} lines/s: backlog {backlog / MIB:.0f} MiB, "
-          f"resident memory +{grown / MIB:.1f} MiB, drained {rate * outage_secs} lines in "
-          f"{drain_secs:.0f}s ({rate * outage_secs / drain_secs:,.0f} lines/s)")
-    assert grown < max(16 * MIB, backlog / 8), f"memory grew {grown / MIB:.1f} MiB"
+    print(f"drained {rate * outage_secs} lines in {drain_secs:.0f}s "
+          f"({rate * outage_secs / drain_secs:,.0f} lines/s)")
     assert indexed_markers(es, f"{prefix}-{DAY}") == writer.expected()
 
 
