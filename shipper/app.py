@@ -24,6 +24,8 @@ from outputs.forward import ForwardOutput
 from outputs.forward.config import ForwardOutputConfig
 from outputs.logzio import LogzioOutput
 from outputs.logzio.config import LogzioConfig
+from outputs.null import NullOutput
+from outputs.null.config import NullConfig
 from outputs.stdout import StdoutOutput
 from outputs.stdout.config import StdoutConfig
 from shipper.buffer import Buffer, build_buffer
@@ -50,7 +52,8 @@ log = logging.getLogger(__name__)
 
 SOURCE_TYPES: dict[str, type] = {"tail": TailConfig, "forward": ForwardConfig}
 OUTPUT_TYPES: dict[str, type] = {"elasticsearch": ElasticsearchConfig, "stdout": StdoutConfig,
-                                  "logzio": LogzioConfig, "forward": ForwardOutputConfig}
+                                  "logzio": LogzioConfig, "forward": ForwardOutputConfig,
+                                  "null": NullConfig}
 FILTER_TYPES: dict[str, type] = {"envoy_access_log": EnvoyAccessLogConfig,
                                   "json_merge": JsonMergeConfig,
                                   "kubernetes_metadata": KubernetesMetadataConfig}
@@ -60,6 +63,7 @@ _OUTPUT_FACTORIES: dict[type, Callable[[str, Any, Metrics], Output]] = {
     LogzioConfig: LogzioOutput,
     ForwardOutputConfig: ForwardOutput,
     StdoutConfig: StdoutOutput,
+    NullConfig: NullOutput,
 }
 
 

@@ -467,6 +467,9 @@ class _Converter:
         cls = registry.get(read.value) if isinstance(read.value, str) else None
         if cls is None:
             hint = suggestion(read.value, known) if isinstance(read.value, str) else ""
+            if read.value is None and "null" in registry:
+                # Plain `null` is YAML's empty value; Fluentd users write `type: null`.
+                hint = 'for the null type write it quoted, type: "null"; '
             return self.report(type_path, self.line_of(entry.value, entry.key_line),
                                f"unknown {kind} type {describe_value(read.value)}; "
                                f"{hint}{expected}")
