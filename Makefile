@@ -35,8 +35,9 @@ test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/mypy shipper outputs
 	$(BIN)/python -m pytest -q
 
+# All rows of docs/PERFORMANCE.md, 3 runs each, the steady row for 300 s (to ES= if given).
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(ES),--es-url $(ES),)
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache build *.egg-info

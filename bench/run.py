@@ -1,11 +1,18 @@
-"""Whole-process benchmark: the agent tails the standard workload and ships it.
+"""Whole-process benchmark of the agent: the rows of the performance issue.
 
-For each run: a fresh state directory, the agent started as its own process
-(``shipper run -c``), the end-point in another process, and the agent's CPU time taken from
-``wait4`` on that one process — so neither the generator nor the end-point is counted.
-A run ends when the agent's ``/metrics`` show every record delivered; the agent is then
-stopped with SIGTERM. Reports lines/s (wall clock to the last delivery) and CPU-seconds per
-million lines, median of the runs, and writes ``docs/PERFORMANCE.md``.
+Rows (``--rows``, all by default):
+
+- ``discard``: tail → parse → enrich → encode → discard (the ``null`` output);
+- ``blackhole``: the same to Elasticsearch bulk over HTTP, answered by a loopback blackhole;
+- ``disk``: the same with ``buffer: {type: disk, fsync: interval}``;
+- ``forward``: PackedForward from a local client → enrich → bulk to the blackhole;
+- ``steady``: 20k lines/s written in real time for ``--steady-secs`` to ``--es-url`` (else
+  the blackhole), with the agent's RSS sampled over time.
+
+Every agent enriches: the workload's pods come from a local Kubernetes API (in this process,
+so not counted) and sidecar lines get the Envoy fields. Each row reports lines/s, CPU-seconds
+per million records and peak RSS, median of ``--runs``, against the issue's target, and the
+page is written to ``--write`` (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -13,188 +20,208 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import time
-import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from shipper.demo.embedded_es import EmbeddedElasticsearch, free_loopback_port, wait_for_http
+from bench.agent import es_output_yaml
+from bench.enrich import load_manifest, start_kube_api
+from bench.forward_client import DEFAULT_WINDOW, ensure_frames
+from bench.report import RowReport, RunResult, Target, cpu_at_most, render, rss_flat_at_most
+from bench.rows import (
+    REPO,
+    Setting,
+    Workload,
+    blackhole_output,
+    discard_output,
+    run_forward,
+    run_idle,
+    run_steady,
+    run_tail,
+)
+from bench.workload import MANIFEST_NAME, generate_workload
+from shipper.demo.manifest import Manifest
 
-CONFIG = """\
-state_dir: {state}
-sources:
-  containers:
-    type: tail
-    include: ["{logs}/*.log"]
-    read_from_head: true
-outputs:
-  es:
-    type: elasticsearch
-    hosts: ["{url}"]
-    buffer: {{{buffer}chunk_limit_bytes: 4MiB, chunk_limit_records: 10000,
-              total_limit_bytes: 256MiB, flush_interval_secs: 1, max_in_flight: 2}}
-telemetry: {{listen: "127.0.0.1:{telemetry}"}}
-log_level: warning
-"""
+ROWS = ("discard", "blackhole", "disk", "forward", "steady")
+ES_URL_ENV = "SHIPPER_BENCH_ES_URL"
+ES_USER_ENV = "SHIPPER_BENCH_ES_USER"
+EMBEDDED_NOTE = (
+    "The embedded Elasticsearch-compatible server of the test suite keeps every document in "
+    "memory (about 10 GB per million documents) and cannot take the six million documents of "
+    "a 5-minute run, so without `--es-url` the steady row ships to the blackhole: its memory "
+    "figures are the agent's, but they say nothing about a real cluster's back-pressure.")
 
-
-@dataclass
-class RunResult:
-    lines: int
-    wall_secs: float
-    cpu_secs: float
-    max_rss_mib: float
-
-    @property
-    def lines_per_sec(self) -> float:
-        return self.lines / self.wall_secs
-
-    @property
-    def cpu_per_million(self) -> float:
-        return self.cpu_secs / (self.lines / 1e6)
-
-
-def delivered(telemetry_port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{telemetry_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(("shipper_records_delivered_total", "shipper_records_duplicate_total",
-                            "shipper_records_dead_lettered_total")):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+LABELS = {
+    "discard": "tail → parse → enrich → encode → discard",
+    "blackhole": "tail → parse → enrich → encode → Elasticsearch bulk (HTTP, loopback "
+                 "blackhole)",
+    "disk": "same, `buffer: {type: disk, fsync: interval}`",
+    "forward": "forward input (PackedForward, local client) → enrich → bulk blackhole",
+}
+TARGETS: dict[str, Target] = {
+    "discard": cpu_at_most(3.5),
+    "blackhole": cpu_at_most(5.0, min_rate=200_000),
+    "disk": cpu_at_most(6.5),
+    "forward": cpu_at_most(4.0),
+    "steady": rss_flat_at_most(150),
+}
 
 
-def buffer_variants(buffers: list[str], fsyncs: list[str]) -> list[tuple[str, str]]:
-    """(label suffix, extra buffer settings) for each buffer configuration to measure."""
-    out = [("", "")] if "memory" in buffers else []
-    if "disk" in buffers:
-        out += [(f" [disk buffer, fsync {f}]", f"type: disk, fsync: {f}, ") for f in fsyncs]
-    return out
-
-
-def run_once(workdir: Path, logs: Path, url: str, expected: int, timeout_secs: float,
-             buffer: str = "") -> RunResult:
-    state = workdir / "state"
-    shutil.rmtree(state, ignore_errors=True)
-    telemetry = free_loopback_port()
-    cfg = workdir / "shipper.yaml"
-    cfg.write_text(CONFIG.format(state=state, logs=logs, url=url, telemetry=telemetry,
-                                 buffer=buffer))
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "-c", str(cfg)],
-                            stderr=open(workdir / "agent.log", "wb"))
-    try:
-        wait_for_http(f"http://127.0.0.1:{telemetry}/healthz", 60, None)
-        done = 0.0
-        while done < expected:
-            if proc.poll() is not None:
-                raise RuntimeError(f"agent exited early ({proc.returncode}); see agent.log")
-            if time.monotonic() - started > timeout_secs:
-                raise RuntimeError(f"only {done:.0f}/{expected} delivered in {timeout_secs}s")
-            time.sleep(0.2)
-            done = delivered(telemetry)
-        wall = time.monotonic() - started
-    finally:
-        proc.send_signal(signal.SIGTERM)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return RunResult(expected, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
-
-
-def ensure_workload(workdir: Path, lines: int, seed: int, files: int) -> tuple[Path, int, int]:
-    from bench.workload import generate_workload
-
+def ensure_workload(workdir: Path, lines: int, seed: int, files: int) -> tuple[Workload,
+                                                                                Manifest]:
+    """Generate the workload once per (lines, seed, files); the full manifest is kept with
+    it, so a cached tree can still be served from the Kubernetes API and replayed."""
     root = workdir / f"workload-{lines}-{seed}-{files}"
-    marker = root / "manifest.json"
+    marker = root / MANIFEST_NAME
     if not marker.exists():
         shutil.rmtree(root, ignore_errors=True)
         manifest = generate_workload(root, lines=lines, seed=seed, files=files)
-        marker.write_text(json.dumps({"records": manifest.total_records,
-                                      "bytes": manifest.total_bytes}))
-    info = json.loads(marker.read_text())
-    return root / "var" / "log" / "containers", int(info["records"]), int(info["bytes"])
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(manifest.to_json())
+        tmp.replace(marker)
+    manifest = load_manifest(marker)
+    return Workload(root, manifest.total_records), manifest
 
 
-def render(results: dict[str, list[RunResult]], bytes_total: int, args: argparse.Namespace,
-           ) -> str:
-    out = ["# Performance", "",
-           "Measured by `make bench` (`python -m bench.run`): the agent runs as its own process,",
-           "tails the standard workload from the start and ships it; CPU is the agent process's",
-           "user+system time from `wait4`, wall time runs from start to the last delivery.",
-           f"Median of {args.runs} runs on {time.strftime('%Y-%m-%d')}. "
-           f"Machine: {platform.machine()}, {os.cpu_count()} cores,",
-           f"Python {platform.python_version()}.", "",
-           "| path | lines | MB | lines/s | CPU-s per million lines | max RSS MiB |",
-           "|---|---|---|---|---|---|"]
-    for name, runs in results.items():
-        lps = statistics.median(r.lines_per_sec for r in runs)
-        cpu = statistics.median(r.cpu_per_million for r in runs)
-        rss = max(r.max_rss_mib for r in runs)
-        lines = runs[0].lines
-        mb = f"{bytes_total / 1e6:.0f}" if name.startswith("blackhole") else "-"
-        out.append(f"| {name} | {lines:,} | {mb} | {lps:,.0f} | {cpu:.2f} | {rss:.0f} |")
-    out += ["", "Reproduce: `make bench` (or `python -m bench.run --runs 3 --lines 1000000`)."]
-    return "\n".join(out) + "\n"
+def _repeat(label: str, runs: int, once: Callable[[], RunResult]) -> list[RunResult]:
+    results = []
+    for i in range(runs):
+        r = once()
+        extra = f"; {r.note}" if r.note else ""
+        print(f"{label} — run {i + 1}/{runs}: {r.records:,} records, "
+              f"{r.lines_per_sec:,.0f} lines/s, {r.cpu_per_million:.2f} CPU-s/M, "
+              f"peak RSS {r.max_rss_mib:.0f} MiB; enriched {r.enriched:,}, "
+              f"not found {r.not_found:,}, envoy parsed {r.envoy_parsed:,}{extra}", flush=True)
+        results.append(r)
+    return results
+
+
+def steady_detail(runs: list[RunResult], to_es: bool) -> str:
+    parts = []
+    for r in runs:
+        w = r.rss_windows()
+        span = "first minute → last minute" if r.wall_secs >= 240 else "first → last quarter"
+        trend = f"RSS {span} {w[0]:.0f} → {w[1]:.0f} MiB" if w else "too few RSS samples"
+        parts.append(f"{trend}, peak {r.max_rss_mib:.0f} MiB, {r.note}")
+    where = "a real Elasticsearch endpoint" if to_es else "the loopback blackhole (see notes)"
+    return f"to {where}; " + "; ".join(parts)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--lines", type=int, default=1_000_000, help="workload size")
+    parser.add_argument("--files", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=Path("bench-run"),
+                        help="generated workloads and per-run state (kept between runs)")
+    parser.add_argument("--write", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
+    parser.add_argument("--json", type=Path, default=None, help="also write every run here")
+    parser.add_argument("--steady-secs", type=float, default=300.0)
+    parser.add_argument("--steady-rate", type=float, default=20_000.0, help="lines per second")
+    parser.add_argument("--steady-runs", type=int, default=1,
+                        help="runs of the steady row (it is long; its figures are not medians)")
+    parser.add_argument("--steady-source-lines", type=int, default=100_000,
+                        help="records the writer cycles through (held in its memory)")
+    parser.add_argument("--es-url", default=os.environ.get(ES_URL_ENV),
+                        help=f"Elasticsearch for the steady row (env {ES_URL_ENV}; user and "
+                             f"password from {ES_USER_ENV} and SHIPPER_BENCH_ES_PASSWORD)")
+    parser.add_argument("--rss-interval", type=float, default=2.0, help="seconds")
+    parser.add_argument("--forward-window", type=int, default=DEFAULT_WINDOW,
+                        help="unacknowledged chunks the forward client allows")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    return parser.parse_args(argv)
+
+
+def measure(row: str, args: argparse.Namespace, setting: Setting, workload: Workload,
+            manifest: Manifest) -> RowReport:
+    """Every run of one throughput row."""
+    label = LABELS[row]
+    once: Callable[[], RunResult]
+    if row == "forward":
+        frames = ensure_frames(workload.root, manifest)
+        once = partial(run_forward, setting, "forward", frames, workload.records,
+                       blackhole_output(setting), args.forward_window)
+    else:
+        output = (discard_output() if row == "discard"
+                  else blackhole_output(setting, disk=row == "disk"))
+        once = partial(run_tail, setting, row, workload, output)
+    return RowReport(label, TARGETS[row], _repeat(label, args.runs, once))
+
+
+def measure_steady(args: argparse.Namespace, setting: Setting, source: Workload) -> RowReport:
+    to_es = bool(args.es_url)
+    output = (es_output_yaml(args.es_url, credentials=ES_USER_ENV in os.environ)
+              if to_es else blackhole_output(setting))
+    label = (f"steady {args.steady_rate / 1000:g}k lines/s for {args.steady_secs:g} s → "
+             + ("Elasticsearch" if to_es else "bulk blackhole"))
+    once = partial(run_steady, setting, "steady", source, output, args.steady_rate,
+                   args.steady_secs)
+    runs = _repeat(label, args.steady_runs, once)
+    return RowReport(label, TARGETS["steady"], runs, steady_detail(runs, to_es))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="bench-run")
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--es-lines", type=int, default=100_000,
-                        help="workload size for the real Elasticsearch endpoint (kept in memory)")
-    parser.add_argument("--files", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--skip-es", action="store_true")
-    parser.add_argument("--write", default="docs/PERFORMANCE.md")
-    parser.add_argument("--buffer", nargs="+", choices=["memory", "disk"], default=["memory"],
-                        help="buffer types to measure (disk: crash-safe segment files)")
-    parser.add_argument("--fsync", nargs="+", choices=["interval", "always"],
-                        default=["interval"], help="fsync policies of the disk buffer")
-    args = parser.parse_args(argv)
-    variants = buffer_variants(args.buffer, args.fsync)
-    workdir = Path(args.workdir).resolve()
+    args = parse_args(argv)
+    workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[RunResult]] = {}
+    workload, manifest = ensure_workload(workdir, args.lines, args.seed, args.files)
+    print(f"workload: {manifest.summary()}", flush=True)
+    steady_source, steady_manifest = workload, manifest
+    if "steady" in args.rows and args.steady_source_lines < args.lines:
+        steady_source, steady_manifest = ensure_workload(
+            workdir, args.steady_source_lines, args.seed, args.files)
 
-    logs, expected, nbytes = ensure_workload(workdir, args.lines, args.seed, args.files)
-    hole = subprocess.Popen([sys.executable, "-m", "bench.blackhole"], stdout=subprocess.PIPE)
+    kube = start_kube_api(manifest, steady_manifest)
+    hole = subprocess.Popen([sys.executable, "-m", "bench.blackhole"], cwd=REPO,
+                            stdout=subprocess.PIPE)
+    reports: list[RowReport] = []
+    notes: list[str] = []
     try:
-        port = int(hole.stdout.readline())  # type: ignore[union-attr]
-        for label, buffer in variants:
-            name = "blackhole: tail → parse → bulk HTTP" + label
-            for i in range(args.runs):
-                r = run_once(workdir, logs, f"http://127.0.0.1:{port}", expected, 1800, buffer)
-                print(f"{name} run {i + 1}: {r.lines_per_sec:,.0f} lines/s, "
-                      f"{r.cpu_per_million:.2f} CPU-s/M lines, {r.max_rss_mib:.0f} MiB",
-                      flush=True)
-                results.setdefault(name, []).append(r)
+        assert hole.stdout is not None
+        port = int(hole.stdout.readline())
+        setting = Setting(workdir, kube.url, f"http://127.0.0.1:{port}", args.timeout,
+                          args.rss_interval)
+        idle = run_idle(setting, discard_output())
+        notes.append(f"An agent that starts, reads nothing and stops costs {idle.cpu_secs:.2f} "
+                     "CPU-s (imports, start-up, the first Kubernetes list); it is included in "
+                     "every row.")
+        reports += [measure(row, args, setting, workload, manifest)
+                    for row in args.rows if row != "steady"]
+        if "steady" in args.rows:
+            reports.append(measure_steady(args, setting, steady_source))
+            if not args.es_url:
+                notes.append(EMBEDDED_NOTE)
     finally:
         hole.terminate()
         hole.wait(10)
+        kube.stop()
 
-    if not args.skip_es:
-        es_logs, es_expected, _ = ensure_workload(workdir, args.es_lines, args.seed, args.files)
-        label, buffer = variants[0]
-        name = "real ES API (embedded): tail → parse → bulk → index" + label
-        for i in range(args.runs):
-            with EmbeddedElasticsearch(workdir / f"es-{i}") as es:
-                r = run_once(workdir, es_logs, es.url, es_expected, 1800, buffer)
-            print(f"{name} run {i + 1}: {r.lines_per_sec:,.0f} lines/s, "
-                  f"{r.cpu_per_million:.2f} CPU-s/M lines", flush=True)
-            results.setdefault(name, []).append(r)
-            shutil.rmtree(workdir / f"es-{i}", ignore_errors=True)
-
-    text = render(results, nbytes, args)
-    Path(args.write).write_text(text)
+    notes += [
+        "Lines/s of the tail rows run from the agent's start to the last delivery; of the "
+        "forward row from the client's start; of the steady row it is the rate written.",
+        "Every record is enriched: `kubernetes.*` from a local Kubernetes API serving the "
+        "workload's pods (warm cache), `envoy.*` on sidecar access logs; a run with less "
+        "than 90% of its records enriched fails.",
+        "Flat means the last minute's average RSS is at most 10% above the first minute's.",
+    ]
+    runs_text = "" if args.runs == 3 else f" --runs {args.runs}"
+    text = render(reports, args.runs, notes,
+                  "`make bench` (all rows, 3 runs each, steady row 300 s; "
+                  "`make bench ES=http://host:9200` for the steady row against a real cluster), "
+                  f"or `python -m bench.run --rows {' '.join(args.rows)}{runs_text} "
+                  f"--lines {args.lines}` for a subset.")
+    args.write.parent.mkdir(parents=True, exist_ok=True)
+    args.write.write_text(text)
+    if args.json is not None:
+        args.json.write_text(json.dumps(
+            {"workload_records": workload.records,
+             "steady_source_records": steady_source.records,
+             "rows": {r.label: [run.to_json() for run in r.runs] for r in reports}}, indent=1))
     print(text)
     return 0
 

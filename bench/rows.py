@@ -1,0 +1,187 @@
+"""The rows of the issue's table: how each one starts the agent, feeds it and ends the run.
+
+Every row runs the agent with the same enrichment (``bench.enrich``) and the same buffer
+settings; only the source, the output and what feeds the source change. A run ends when the
+agent's ``/metrics`` show every record settled, then the agent is stopped and its CPU and
+peak RSS read. A run whose records were not enriched, or not all delivered, fails instead of
+being reported.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.agent import (
+    AgentProcess,
+    Scrape,
+    agent_config,
+    es_output_yaml,
+    forward_source_yaml,
+    null_output_yaml,
+    tail_source_yaml,
+)
+from bench.enrich import enrichment_from, filters_yaml
+from bench.report import RunResult
+from shipper.demo.embedded_es import free_loopback_port
+
+REPO = Path(__file__).resolve().parent.parent
+DISK_BUFFER = "type: disk, fsync: interval, "
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A generated tree: its root, its container log directory and its record count."""
+
+    root: Path
+    records: int
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "var" / "log" / "containers"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every row of one benchmark invocation shares."""
+
+    workdir: Path
+    kube_url: str
+    blackhole_url: str
+    timeout_secs: float = 1800.0
+    rss_interval: float = 2.0
+
+
+def _fresh(workdir: Path, name: str) -> Path:
+    run_dir = workdir / "runs" / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _agent(setting: Setting, run_dir: Path, source: str, output: str,
+           env: dict[str, str] | None = None) -> AgentProcess:
+    telemetry = free_loopback_port()
+    text = agent_config(run_dir / "state", telemetry, source, filters_yaml(setting.kube_url),
+                        output)
+    return AgentProcess(run_dir, text, telemetry, setting.rss_interval, env)
+
+
+def _result(agent: AgentProcess, scrape: Scrape, records: int, wall: float,
+            note: str = "") -> RunResult:
+    usage = agent.stop()
+    enrichment = enrichment_from(scrape.filter_results())
+    enrichment.check(records)
+    return RunResult(records, wall, usage.cpu_secs, usage.max_rss_mib, enrichment.enriched,
+                     enrichment.not_found, enrichment.envoy_parsed, scrape.delivered(),
+                     agent.rss_samples(), note)
+
+
+def run_tail(setting: Setting, name: str, workload: Workload, output: str) -> RunResult:
+    """Tail the finished tree from the start; wall time runs from the agent's start."""
+    run_dir = _fresh(setting.workdir, name)
+    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs), output)
+    try:
+        agent.start()
+        scrape = agent.wait_settled(workload.records, setting.timeout_secs)
+        wall = time.monotonic() - agent.started
+        return _result(agent, scrape, workload.records, wall)
+    finally:
+        if agent.proc is not None and agent.proc.returncode is None:
+            agent.stop()
+
+
+def run_forward(setting: Setting, name: str, frames: Path, records: int, output: str,
+                window: int) -> RunResult:
+    """Send the frames from a client process; wall time runs from the client's start."""
+    run_dir = _fresh(setting.workdir, name)
+    port = free_loopback_port()
+    agent = _agent(setting, run_dir, forward_source_yaml(port), output)
+    client: subprocess.Popen[bytes] | None = None
+    try:
+        agent.start()
+        started = time.monotonic()
+        client = subprocess.Popen(
+            [sys.executable, "-m", "bench.forward_client", "--frames", str(frames),
+             "--port", str(port), "--window", str(window)],
+            cwd=REPO, stdout=subprocess.PIPE)
+        scrape = agent.wait_settled(records, setting.timeout_secs)
+        wall = time.monotonic() - started
+        out, _ = client.communicate(timeout=60)
+        if client.returncode != 0:
+            raise RuntimeError(f"forward client failed ({client.returncode}): {out.decode()}")
+        acks = json.loads(out)
+        return _result(agent, scrape, records, wall,
+                       note=f"{acks['acked']:,} PackedForward chunks acknowledged")
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+            client.wait(10)
+        if agent.proc is not None and agent.proc.returncode is None:
+            agent.stop()
+
+
+def run_steady(setting: Setting, name: str, source: Workload, output: str, rate: float,
+               duration: float, env: dict[str, str] | None = None) -> RunResult:
+    """A writer appends at ``rate`` for ``duration`` while the agent ships; the row's rate is
+    what was written, and the run waits (bounded) for the agent to catch up."""
+    run_dir = _fresh(setting.workdir, name)
+    dest = run_dir / "node"
+    logs = dest / "var" / "log" / "containers"
+    logs.mkdir(parents=True)
+    agent = _agent(setting, run_dir, tail_source_yaml(logs), output, env)
+    writer: subprocess.Popen[bytes] | None = None
+    try:
+        agent.start()
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "bench.steady", "--source", str(source.root),
+             "--dest", str(dest), "--rate", str(rate), "--duration", str(duration)],
+            cwd=REPO, stdout=subprocess.PIPE)
+        out, _ = writer.communicate(timeout=duration + 120)
+        if writer.returncode != 0:
+            raise RuntimeError(f"log writer failed ({writer.returncode})")
+        report = json.loads(out.splitlines()[-1])
+        records, secs = int(report["records"]), float(report["secs"])
+        written_at = time.monotonic()
+        scrape = agent.wait_settled(records, max(120.0, duration))
+        lag = time.monotonic() - written_at
+        return _result(agent, scrape, records, secs,
+                       note=f"all delivered {lag:.1f}s after the writer stopped")
+    finally:
+        if writer is not None and writer.poll() is None:
+            writer.kill()
+            writer.wait(10)
+        if agent.proc is not None and agent.proc.returncode is None:
+            agent.stop()
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def run_idle(setting: Setting, output: str, secs: float = 2.0) -> RunResult:
+    """An agent with nothing to read: its fixed start-up and shutdown CPU, for the notes."""
+    run_dir = _fresh(setting.workdir, "idle")
+    empty = run_dir / "empty"
+    empty.mkdir()
+    agent = _agent(setting, run_dir, tail_source_yaml(empty), output)
+    try:
+        agent.start()
+        started = time.monotonic()
+        time.sleep(secs)
+        usage = agent.stop()
+        return RunResult(0, time.monotonic() - started, usage.cpu_secs, usage.max_rss_mib,
+                         0, 0, 0)
+    finally:
+        if agent.proc is not None and agent.proc.returncode is None:
+            agent.stop()
+
+
+def blackhole_output(setting: Setting, disk: bool = False) -> str:
+    return es_output_yaml(setting.blackhole_url, DISK_BUFFER if disk else "")
+
+
+def discard_output() -> str:
+    return null_output_yaml()
