@@ -44,8 +44,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def run_agent(config: object) -> None:
     from shipper.app import Agent
+    from shipper.gctuning import tune_for_throughput
 
     agent = Agent(config)  # type: ignore[arg-type]
+    tune_for_throughput()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

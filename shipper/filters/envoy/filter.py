@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 PARSED = "parsed"
 NOT_PARSED = "not_parsed"
 PARSER_ERROR = "parser_error"
+_NOTHING = object()
 
 
 def _label_selectors(selectors: list[str]) -> list[tuple[tuple[str, ...], str | None]]:
@@ -75,9 +76,22 @@ class EnvoyAccessLogFilter:
     def process(self, records: list[Record]) -> list[Record]:
         key = self._key
         parsed = not_parsed = errors = 0
+        # The tail shares one ``kubernetes`` dict between the records of a container (and the
+        # metadata filter one per container), so the selection is decided once per run of
+        # records with the same dict, not once per record.
+        last_k8s: object = _NOTHING
+        selected = False
+        every = self._every
         for record in records:
             body = record.body
-            if "envoy" in body or not self.selects(body):
+            if not every:
+                k8s = body.get("kubernetes")
+                if k8s is not last_k8s:
+                    last_k8s = k8s
+                    selected = self.selects(body)
+                if not selected:
+                    continue
+            if "envoy" in body:
                 continue
             line = body.get(key)
             if type(line) is not str:
