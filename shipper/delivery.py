@@ -102,27 +102,32 @@ class Delivery:
 
     async def deliver(self, chunk: Chunk) -> None:
         """Attempt until every payload of ``chunk`` is delivered or dead-lettered."""
-        pending: list[int] = list(range(len(chunk.payloads)))
+        if not chunk.payloads:
+            return
+        pending: list[int] | None = None  # None: every payload (the first attempt)
         attempt = 0
         name = self._output.name
-        while pending:
-            payloads = [chunk.payloads[i] for i in pending]
+        while True:
+            payloads = (chunk.payloads if pending is None
+                        else [chunk.payloads[i] for i in pending])
             outcome = await self._output.send(payloads)
             retry: list[int] = []
             rejected: list[tuple[int, ItemError]] = []
-            delivered = 0
             statuses = outcome.statuses
             if len(statuses) != len(payloads):
                 # An output bug must not lose data: treat the whole attempt as retryable.
                 statuses = [Status.RETRY] * len(payloads)
-            for k, status in enumerate(statuses):
-                if status is Status.DELIVERED:
-                    delivered += 1
-                elif status is Status.RETRY:
-                    retry.append(k)
-                else:
-                    err = outcome.errors.get(k) or ItemError(0, "rejected", "rejected by output")
-                    rejected.append((k, err))
+            # Counted in C: the all-delivered answer is the common one, and a Python loop
+            # over its statuses would cost as much as the bookkeeping of a whole batch.
+            delivered = statuses.count(Status.DELIVERED)
+            if delivered != len(statuses):
+                for k, status in enumerate(statuses):
+                    if status is Status.RETRY:
+                        retry.append(k)
+                    elif status is not Status.DELIVERED:
+                        err = (outcome.errors.get(k)
+                               or ItemError(0, "rejected", "rejected by output"))
+                        rejected.append((k, err))
             if delivered:
                 self._delivered.inc(delivered - outcome.duplicates)
                 if outcome.duplicates:
@@ -143,7 +148,7 @@ class Delivery:
             credentials = outcome.http_status in _CREDENTIAL_STATUSES
             detail = f"{first.type}: {first.reason}" if first else f"HTTP {outcome.http_status}"
             self._health.record_failure(detail, credentials_rejected=credentials)
-            pending = [pending[k] for k in retry]
+            pending = retry if pending is None else [pending[k] for k in retry]
             attempt += 1
             delay = self._backoff.delay(attempt, outcome.retry_after)
             self._log_throttled("delivery_retry", detail, records=len(pending),

@@ -164,7 +164,7 @@ class Health:
         elif status is not None and 200 <= status < 300:
             self.credentials_rejected = False
             self.last_success = self._clock()
-        if any(s != Status.DELIVERED for s in outcome.statuses) and outcome.errors:
+        if outcome.errors and any(s != Status.DELIVERED for s in outcome.statuses):
             error = next(iter(outcome.errors.values()))
             self.last_error = f"{error.status} {error.type}: {error.reason}"[:500]
 
