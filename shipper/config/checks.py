@@ -18,6 +18,17 @@ def port(value: int) -> str | None:
     return None
 
 
+def between(low: int, high: int) -> Callable[[int], str | None]:
+    """A count that must lie in ``low..high`` (both included)."""
+
+    def check(value: int) -> str | None:
+        if not low <= value <= high:
+            return f"must be between {low} and {high}, got {value}"
+        return None
+
+    return check
+
+
 def positive(value: float) -> str | None:
     """A count, size or duration that must be greater than zero."""
     if value <= 0:

@@ -15,6 +15,10 @@ from shipper.config.dump import to_plain
 from shipper.config.types import Seconds
 from shipper.tap.config import TapConfig
 
+#: Upper bound of ``workers``: each worker lists and watches the node's pods and holds its
+#: own buffers, so more processes than this cost more than they bring on any node.
+MAX_WORKERS = 64
+
 
 @dataclass(frozen=True, kw_only=True)
 class TelemetryConfig:
@@ -65,6 +69,14 @@ class AgentConfig:
                "long: a stuck pipeline, not an outage. Keep it above 5 x retry_max_secs plus "
                "the request timeout; 0 turns the check off.",
         "check": checks.non_negative})
+    workers: int = field(default=1, metadata={
+        "doc": "Processes that share the node's log files (Fluentd's workers). 1 runs the agent "
+               "in this process; N > 1 makes it a supervisor of N worker processes, each "
+               "reading the tail files whose path hashes to it, with its own checkpoints, "
+               "buffers and dead letters under state_dir/worker-<i>. Forward and other "
+               "non-tail sources run in worker 0 only. Use it when one core cannot keep up "
+               "(about 100k lines/s); see docs/OPERATIONS.md (Workers).",
+        "check": checks.between(1, MAX_WORKERS)})
     log_level: Literal["debug", "info", "warning", "error"] = field(default="info", metadata={
         "doc": "Least severe level of the agent's own JSON log lines."})
     config_file: str = field(default="", metadata={

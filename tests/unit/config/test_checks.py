@@ -48,3 +48,10 @@ def test_a_host_port_address_is_split_into_its_parts(address: str,
 ])
 def test_a_malformed_address_is_explained(address: str, message: str) -> None:
     assert checks.host_port(address) == message
+
+
+def test_between_names_both_bounds() -> None:
+    check = checks.between(1, 64)
+    assert check(1) is None and check(64) is None
+    assert check(0) == "must be between 1 and 64, got 0"
+    assert check(65) == "must be between 1 and 64, got 65"
