@@ -94,9 +94,11 @@ def render_config_reference() -> str:
     return render_agent_docs(SOURCE_TYPES, OUTPUT_TYPES, filter_types=FILTER_TYPES)
 
 
-def build_source(name: str, config: Any, state_dir: Path, metrics: Metrics) -> Source:
+def build_source(name: str, config: Any, state_dir: Path, metrics: Metrics,
+                 shard: Callable[[str], bool] | None = None) -> Source:
+    """``shard``: with ``workers: N``, the real paths this worker's tail sources read."""
     if isinstance(config, TailConfig):
-        return TailSource(name, config, state_dir, metrics)
+        return TailSource(name, config, state_dir, metrics, shard=shard)
     if isinstance(config, ForwardConfig):
         return ForwardSource(name, config, metrics)
     raise TypeError(f"no source for config type {type(config).__name__}")
@@ -115,8 +117,13 @@ class OutputUnit:
 class Agent:
     """The running agent: sources → pipeline → buffers → delivery → outputs."""
 
-    def __init__(self, config: AgentConfig, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: AgentConfig, metrics: Metrics | None = None,
+                 shard: Callable[[str], bool] | None = None,
+                 on_listening: Callable[[int], None] | None = None) -> None:
+        """``shard`` and ``on_listening`` serve ``workers: N``: the files this process
+        reads, and a call with the telemetry port once it listens."""
         self.config = config
+        self.on_listening = on_listening
         self.metrics = metrics or Metrics()
         self.state_dir = Path(config.state_dir)
         self.dead_letters = DeadLetterStore(self.state_dir / "dead-letter", self.metrics)
@@ -141,7 +148,7 @@ class Agent:
         tap_config = config.telemetry.tap
         self.tap = Tap(self.metrics, tap_config) if tap_config.enabled else None
         self.pipeline = Pipeline(stages, routes, tap=self.tap)
-        self.sources = [build_source(name, cfg, self.state_dir, self.metrics)
+        self.sources = [build_source(name, cfg, self.state_dir, self.metrics, shard)
                         for name, cfg in config.sources.items()]
         self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,
                                          [u.health for u in self.units.values()],
@@ -177,6 +184,8 @@ class Agent:
             await _close_filters(self.filters)
             raise
         await self.telemetry.start()
+        if self.on_listening is not None:
+            self.on_listening(self.telemetry.port)
         deliveries = [asyncio.create_task(u.delivery.run(), name=f"delivery-{n}")
                       for n, u in self.units.items()]
         sources = [asyncio.create_task(s.run(self.pipeline.emit), name=f"source-{s.name}")

@@ -13,12 +13,16 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from shipper import __version__
 from shipper.dashboards.commands import add_parser as add_dashboards_parser
 from shipper.errors import ConfigError, ShipperError
 from shipper.migrate.command import add_parser as add_migrate_parser
 from shipper.tap.cli import add_parser as add_tap_parser
+
+if TYPE_CHECKING:
+    from shipper.config.model import AgentConfig
 
 log = logging.getLogger("shipper")
 
@@ -56,23 +60,51 @@ async def run_agent(config: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """One agent; with ``workers: N > 1`` a supervisor of N worker processes, each of which
+    is this same command with ``SHIPPER_WORKER=<i>/<N>`` set (``shipper.workers``)."""
     from shipper.logs import configure_logging, flush_repeated
+    from shipper.workers.role import WorkerRole
 
     try:
-        config = load(args.config)
+        config = cast("AgentConfig", load(args.config))
+        role = WorkerRole.from_env()
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(getattr(config, "log_level", "info"))
+    configure_logging(config.log_level,
+                      fields={"worker": role.index} if role is not None else None)
+    if role is None and config.workers > 1:
+        from shipper.workers.supervisor import run_supervisor
+
+        try:
+            return run_supervisor(args.config, config)
+        finally:
+            flush_repeated()
     try:
-        asyncio.run(run_agent(config))
+        if role is not None:
+            from shipper.workers.worker import run_worker
+
+            asyncio.run(run_worker(config, role))
+        else:
+            _single_agent_state(config)
+            asyncio.run(run_agent(config))
     except ShipperError as exc:
         log.error(str(exc), extra={"event": "agent_failed"})
         return 1
     finally:
         flush_repeated()  # the counts of repeated warnings still held back
     return 0
+
+
+def _single_agent_state(config: AgentConfig) -> None:
+    """Bring back the checkpoints and buffers of an earlier ``workers: N`` run (no-op when
+    there never was one)."""
+    from shipper.sources.tail.config import TailConfig
+    from shipper.workers.statedir import prepare
+
+    tails = [name for name, cfg in config.sources.items() if isinstance(cfg, TailConfig)]
+    prepare(Path(config.state_dir), 1, tails)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,12 @@ MAX_KEYS = 1024
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a log record as one JSON line."""
+    """Formats a log record as one JSON line; ``fields`` are added to every line (a worker
+    process of ``workers: N`` adds ``worker: i``, so each line says who wrote it)."""
+
+    def __init__(self, fields: Mapping[str, object] | None = None) -> None:
+        super().__init__()
+        self._fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -46,6 +51,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "event": getattr(record, "event", record.name),
             "msg": record.getMessage(),
+            **self._fields,
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key != "event":
@@ -171,11 +177,13 @@ def _summary(last: logging.LogRecord, held: int) -> logging.LogRecord:
 _limiter: RepeatLimiter | None = None
 
 
-def configure_logging(level: str = "info", window_secs: float = DEFAULT_WINDOW_SECS) -> None:
-    """Route every logger to stderr as JSON lines, with repeated warnings rate-limited."""
+def configure_logging(level: str = "info", window_secs: float = DEFAULT_WINDOW_SECS,
+                      fields: Mapping[str, object] | None = None) -> None:
+    """Route every logger to stderr as JSON lines, with repeated warnings rate-limited;
+    ``fields`` are written on every line."""
     global _limiter
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(fields))
     if _limiter is not None:
         _limiter.stop()
     _limiter = RepeatLimiter(handler.handle, window_secs)

@@ -137,3 +137,17 @@ class Metrics:
             "shipper_tap_records",
             "Access-log records for /tap streams: sent, or dropped for a subscriber that "
             "reads too slowly (shipping is never slowed)", ["result"], registry=r)
+
+
+class SupervisorMetrics:
+    """The supervisor's own metrics with ``workers: N`` (served after the workers' merged
+    ones, which carry ``worker="<i>"``)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.worker_up = Gauge(
+            "shipper_worker_up", "1 while a worker process runs and answers its telemetry",
+            ["worker"], registry=r)
+        self.worker_restarts = Counter(
+            "shipper_worker_restarts", "Worker processes started again after they exited "
+            "unexpectedly", ["worker"], registry=r)

@@ -14,6 +14,10 @@ ships its own logs amplifies every error it logs about a failing output). It is 
 by the Kubernetes names in the path (``paths.parse_path``): the pod name from ``POD_NAME``
 (downward API) or the host name, which is the pod name unless the pod uses the host network;
 the namespace from ``POD_NAMESPACE`` when set.
+
+With ``workers: N`` each worker process discovers only the files of its shard
+(``shipper.workers.shard``): the others' files never enter its table, its checkpoints or
+its orphan reconciliation, so no file is opened by two workers.
 """
 
 from __future__ import annotations
@@ -53,11 +57,14 @@ class Discovery:
     """Expands include globs minus excludes into a sorted list of paths."""
 
     def __init__(self, include: list[str], exclude: list[str],
-                 own: tuple[str, str | None] | None = None) -> None:
-        """``own``: (pod name, namespace or None) whose files are skipped."""
+                 own: tuple[str, str | None] | None = None,
+                 shard: Callable[[str], bool] | None = None) -> None:
+        """``own``: (pod name, namespace or None) whose files are skipped; ``shard``: called
+        with a path's real path, False when another worker process reads that file."""
         self.include = list(include)
         self.exclude = list(exclude)
         self.own = own
+        self.shard = shard
         self._own_cache: dict[str, bool] = {}
 
     def excluded(self, path: str) -> bool:
@@ -86,6 +93,8 @@ class Discovery:
             for path in glob.glob(pattern):
                 if not self.excluded(path):
                     found.add(path)
+        if self.shard is not None:  # another worker's files are not ours to see at all
+            found = {p for p in found if self.shard(os.path.realpath(p))}
         return sorted(found)
 
     def watch_dirs(self) -> list[tuple[str, bool]]:

@@ -18,6 +18,9 @@ Decisions made here (spec §2.5 items 2-5; reliability §3 "Tailing and rotation
   inode is then read again from 0 as a new incarnation. Without a copy, the unread bytes
   last seen are counted as lost.
 * Descriptors are capped (``slots``); readers without one keep their state in memory.
+* With ``workers: N`` a path whose real file belongs to another worker (``shard``) is never
+  opened here, also when a known path is retargeted there between two scans: the old file
+  is read to its end, the new one is the other worker's.
 """
 
 from __future__ import annotations
@@ -46,13 +49,16 @@ class FileTable:
     """Every reader, indexed by path, inode and lineage."""
 
     def __init__(self, name: str, config: TailConfig, store: CheckpointStore,
-                 metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
+                 metrics: Metrics, clock: Callable[[], float] = time.monotonic,
+                 shard: Callable[[str], bool] | None = None) -> None:
+        """``shard``: with ``workers: N``, True for the real paths this worker reads."""
         self.name = name
         self.config = config
         self.store = store
         self.clock = clock
+        self.shard = shard
         self.discovery = Discovery(config.include, config.exclude,
-                                   own_pod() if config.exclude_own_pod else None)
+                                   own_pod() if config.exclude_own_pod else None, shard)
         self.generations = lin.Generations()
         self.readers: list[FileReader] = []  # every reader not closed for good
         self.by_path: dict[str, FileReader] = {}  # the current reader of each path
@@ -124,6 +130,8 @@ class FileTable:
                 self.by_path[path] = existing
             return
         lineage = os.path.realpath(path)
+        if self.shard is not None and not self.shard(lineage):
+            return  # retargeted into another worker's shard since the scan: theirs now
         first_sight = self.store.handled(lineage) is None
         from_head = self.config.read_from_head or path in self._known_paths or not first_sight
         reader = self.new_reader(path, path, st.st_dev, st.st_ino, st.st_size, lineage,

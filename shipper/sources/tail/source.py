@@ -48,12 +48,15 @@ class TailSource:
     """Source protocol implementation for container log files."""
 
     def __init__(self, name: str, config: TailConfig, state_dir: Path, metrics: Metrics,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shard: Callable[[str], bool] | None = None) -> None:
+        """``shard`` (``workers: N``): called with a file's real path, True when this
+        worker process reads it; None reads every file."""
         self.name = name
         self.config = config
         self.clock = clock
         self.store = CheckpointStore(Path(state_dir) / name)
-        self.files = FileTable(name, config, self.store, metrics, clock)
+        self.files = FileTable(name, config, self.store, metrics, clock, shard)
         self.reading = ReadLoop(name, config, self.files, metrics, clock)
         self._stopping = False
         self._wake: asyncio.Event | None = None
