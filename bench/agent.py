@@ -1,9 +1,9 @@
 """The agent under measurement: its config, its process, its metrics and its memory.
 
 The agent always runs as its own process (``python -m shipper.cli run -c``) so that its CPU
-time can be read alone: ``wait4`` on that one pid gives user+system time and peak RSS when it
-exits, and ``/proc/<pid>/status`` gives its resident memory while it runs. Progress is read
-from its ``/metrics`` endpoint, the same numbers an operator would see.
+time can be read alone: ``wait4`` on that one pid gives user+system time when it exits, and
+``/proc/<pid>/status`` gives its resident memory and its peak (VmHWM) while it runs. Progress
+is read from its ``/metrics`` endpoint, the same numbers an operator would see.
 """
 
 from __future__ import annotations
@@ -97,16 +97,24 @@ class Scrape:
         return out
 
 
-def read_rss_mib(pid: int) -> float | None:
-    """Resident memory of a live process (VmRSS), None once it is gone."""
+def read_memory_mib(pid: int) -> tuple[float, float] | None:
+    """``(VmRSS, VmHWM)`` of a live process in MiB, None once it is gone.
+
+    VmHWM is the peak RSS of the program the process runs now. ``wait4``'s ``ru_maxrss`` is
+    not used: Linux carries the pre-exec peak into it, which for a child spawned from this
+    (large) benchmark process is the benchmark's memory, not the agent's.
+    """
+    values: dict[str, float] = {}
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    values[line[:5]] = int(line.split()[1]) / 1024
     except OSError:
         return None
-    return None
+    if len(values) != 2:
+        return None
+    return values["VmRSS"], values["VmHWM"]
 
 
 @dataclass
@@ -116,6 +124,7 @@ class RssSampler:
     pid: int
     interval: float
     samples: list[tuple[float, float]] = field(default_factory=list)  # (secs since start, MiB)
+    peak_mib: float = 0.0  # highest VmHWM read
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -126,11 +135,21 @@ class RssSampler:
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
-            rss = read_rss_mib(self.pid)
-            if rss is None:
+            if not self.sample(time.monotonic() - started):
                 return
-            self.samples.append((time.monotonic() - started, rss))
             self._stop.wait(self.interval)
+
+    def sample(self, at: float | None = None) -> bool:
+        """Read the process's memory now; False once it is gone. ``at`` None only updates the
+        peak (the last read before the agent is stopped)."""
+        memory = read_memory_mib(self.pid)
+        if memory is None:
+            return False
+        rss, hwm = memory
+        self.peak_mib = max(self.peak_mib, hwm)
+        if at is not None:
+            self.samples.append((at, rss))
+        return True
 
     def stop(self) -> list[tuple[float, float]]:
         self._stop.set()
@@ -141,7 +160,7 @@ class RssSampler:
 
 @dataclass(frozen=True)
 class Usage:
-    """What ``wait4`` says about the finished agent."""
+    """The finished agent: CPU from ``wait4``, peak RSS from its VmHWM while it ran."""
 
     cpu_secs: float
     max_rss_mib: float
@@ -203,6 +222,8 @@ class AgentProcess:
     def stop(self) -> Usage:
         """SIGTERM (the agent drains), then reap it with ``wait4`` for its resource usage."""
         assert self.proc is not None
+        if self.sampler is not None:
+            self.sampler.sample()
         if not self.exited():
             self.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECS
@@ -216,8 +237,8 @@ class AgentProcess:
             if self.sampler is not None:
                 self.sampler.stop()
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        return Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                     self.proc.returncode)
+        peak = self.sampler.peak_mib if self.sampler is not None else 0.0
+        return Usage(usage.ru_utime + usage.ru_stime, peak, self.proc.returncode)
 
     def rss_samples(self) -> list[tuple[float, float]]:
         return list(self.sampler.samples) if self.sampler is not None else []

@@ -26,6 +26,7 @@ import struct
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,32 +115,33 @@ def ensure_frames(root: Path, manifest: Manifest) -> Path:
     return frames
 
 
-def read_frames(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    frames: list[bytes] = []
-    offset = 0
-    while offset < len(data):
-        (size,) = _LEN.unpack_from(data, offset)
-        frames.append(data[offset + 4:offset + 4 + size])
-        offset += 4 + size
-    return frames
+def read_frames(path: Path) -> Iterator[bytes]:
+    """The frames of a frames file, read as they are sent (the file is large)."""
+    with open(path, "rb") as fh:
+        while header := fh.read(_LEN.size):
+            (size,) = _LEN.unpack(header)
+            frame = fh.read(size)
+            if len(frame) != size:
+                raise ValueError(f"{path.name} is cut short")
+            yield frame
 
 
-def send(host: str, port: int, frames: list[bytes], window: int = DEFAULT_WINDOW,
-         ack_timeout: float = ACK_TIMEOUT_SECS) -> int:
-    """Send every frame, at most ``window`` unacknowledged; returns the acks received."""
+def send(host: str, port: int, frames: Iterable[bytes], window: int = DEFAULT_WINDOW,
+         ack_timeout: float = ACK_TIMEOUT_SECS) -> tuple[int, int]:
+    """Send every frame, at most ``window`` unacknowledged; returns ``(sent, acked)``."""
     unpacker = msgpack.Unpacker(raw=False)
     waiting: deque[str] = deque()
-    acked = 0
+    acked = sent = 0
     with socket.create_connection((host, port), timeout=ack_timeout) as sock:
         for index, frame in enumerate(frames):
             while len(waiting) >= window:
                 acked += _read_acks(sock, unpacker, waiting)
             waiting.append(chunk_id(index))  # frames are numbered in file order by prepare
             sock.sendall(frame)
+            sent += 1
         while waiting:
             acked += _read_acks(sock, unpacker, waiting)
-    return acked
+    return sent, acked
 
 
 def _read_acks(sock: socket.socket, unpacker: msgpack.Unpacker, waiting: deque[str]) -> int:
@@ -166,12 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW)
     args = parser.parse_args(argv)
-    frames = read_frames(args.frames)
     started = time.monotonic()
-    acked = send(args.host, args.port, frames, args.window)
-    print(json.dumps({"messages": len(frames), "acked": acked,
+    sent, acked = send(args.host, args.port, read_frames(args.frames), args.window)
+    print(json.dumps({"messages": sent, "acked": acked,
                       "secs": round(time.monotonic() - started, 3)}), flush=True)
-    return 0 if acked == len(frames) else 1
+    return 0 if acked == sent else 1
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ FLAT_GROWTH = 0.10
 
 @dataclass
 class RunResult:
-    """One run of one row. CPU and peak RSS are the agent process's alone (``wait4``)."""
+    """One run of one row. CPU and peak RSS are the agent process's alone."""
 
     records: int
     wall_secs: float
@@ -150,7 +150,7 @@ def render(rows: list[RowReport], runs: int, notes: list[str], reproduce: str) -
     out = ["# Performance", "",
            "Measured by `make bench` (`python -m bench.run`). The agent runs as its own process;",
            "CPU is that process's user+system time from `wait4` (start-up and shutdown included),",
-           "peak RSS its `ru_maxrss`. The Kubernetes API, the blackhole, the forward client and",
+           "peak RSS its VmHWM. The Kubernetes API, the blackhole, the forward client and",
            "the log writer are other processes and are not counted.", "",
            f"Median of {runs} run{'s' if runs != 1 else ''} on {time.strftime('%Y-%m-%d')}. "
            f"Machine: {machine_line()}.", "",

@@ -31,7 +31,6 @@ from bench.report import RunResult
 from shipper.demo.embedded_es import free_loopback_port
 
 REPO = Path(__file__).resolve().parent.parent
-DISK_BUFFER = "type: disk, fsync: interval, "
 
 
 @dataclass(frozen=True)
@@ -179,8 +178,8 @@ def run_idle(setting: Setting, output: str, secs: float = 2.0) -> RunResult:
             agent.stop()
 
 
-def blackhole_output(setting: Setting, disk: bool = False) -> str:
-    return es_output_yaml(setting.blackhole_url, DISK_BUFFER if disk else "")
+def blackhole_output(setting: Setting, disk: bool = False, fsync: str = "interval") -> str:
+    return es_output_yaml(setting.blackhole_url, f"type: disk, fsync: {fsync}, " if disk else "")
 
 
 def discard_output() -> str:

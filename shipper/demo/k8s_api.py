@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -268,6 +269,11 @@ class _HttpServer(http.server.ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
     owner: KubeApiServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-watch (an agent stopping) is normal, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class KubeApiServer:
