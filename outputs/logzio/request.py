@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from outputs.logzio.config import LogzioConfig
+from shipper.payloads import right_sized
 from shipper.protocols import ItemError
 from shipper.record import Record
 
@@ -98,7 +99,7 @@ class LineEncoder:
                 if cut is not None:
                     line = cut
                     self.truncated += 1
-            append(line)
+            append(right_sized(line))
         return out
 
 

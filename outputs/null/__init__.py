@@ -16,6 +16,7 @@ import orjson
 
 from outputs.null.config import NullConfig
 from shipper.metrics import Metrics
+from shipper.payloads import right_sized
 from shipper.protocols import Outcome, Status
 from shipper.record import Record
 
@@ -44,9 +45,9 @@ class NullOutput:
         out: list[bytes] = []
         for record in records:
             try:
-                out.append(dumps(record.body))
+                out.append(right_sized(dumps(record.body)))
             except (TypeError, orjson.JSONEncodeError):
-                out.append(encode_body(record.body))
+                out.append(right_sized(encode_body(record.body)))
         return out
 
     async def start(self) -> None:

@@ -16,6 +16,7 @@ import orjson
 
 from outputs.stdout.config import StdoutConfig
 from shipper.metrics import Metrics
+from shipper.payloads import right_sized
 from shipper.protocols import ItemError, Outcome, Status
 from shipper.record import Record
 
@@ -38,10 +39,10 @@ class StdoutOutput:
         out: list[bytes] = []
         for record in records:
             try:
-                out.append(dumps(record.body, option=option))
+                line = dumps(record.body, option=option)
             except (TypeError, orjson.JSONEncodeError):
-                out.append(dumps(record.body, default=str,
-                                 option=option | orjson.OPT_NON_STR_KEYS))
+                line = dumps(record.body, default=str, option=option | orjson.OPT_NON_STR_KEYS)
+            out.append(right_sized(line))
         return out
 
     async def start(self) -> None:
