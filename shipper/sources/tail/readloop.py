@@ -23,6 +23,7 @@ checks ``attached`` before every read.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -117,6 +118,10 @@ class ReadLoop:
                                                    chunk.handoffs))
         self._m_records.inc(len(chunk.records))
         await emit(Batch(chunk.records, group, self.name))
+        # When no buffer is full, ``emit`` never suspends, and one pass over a backlog of
+        # many files can take seconds: hand the loop over after every batch so delivery,
+        # acknowledgements, telemetry probes and the metadata watch keep running.
+        await asyncio.sleep(0)
 
     def collect(self, reader: FileReader) -> None:
         self.files.collect_cut(reader)

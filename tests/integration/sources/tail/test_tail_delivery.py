@@ -196,3 +196,29 @@ async def test_cancelling_run_without_stop_still_persists_acked_progress(tail: T
     (entry,) = positions(tail.state).values()
     assert entry["offset"] == os.path.getsize(path)
     assert metric(tail.metrics, "shipper_files_open", source="tail") == 0
+
+
+async def test_reading_a_backlog_lets_the_rest_of_the_agent_run(tail: Tail) -> None:
+    """Outputs that never block (a fast or discarding destination) must not turn one read
+    pass over a big backlog into seconds without delivery, acks or health probes."""
+    links = [tail.pod_file(f"app{n}", cid=f"{n:x}" * 64)[1] for n in range(3)]
+    for link in links:
+        append(link, "".join(cri(i) for i in range(6000)))
+    collector = Collector()
+    seen: set[int] = set()
+
+    async def other_task() -> None:
+        for _ in range(100_000):  # bounded; cancelled once every record arrived
+            seen.add(len(collector.batches))
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_task())
+    try:
+        async with tail.running(collector, max_batch_records=100):
+            await wait_until(lambda: len(collector.records) == 18_000, what="18000 records")
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    total = len(collector.batches)
+    assert len([n for n in seen if 0 < n < total]) >= total // 2
