@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
                   RecursionError, MemoryError)
 # Any nested container count above this is not a log record; it only costs preallocation.
 _MAX_MAP_LEN = 1 << 16
+_EVENT_TIME = struct.Struct(">II")  # uint32 seconds, uint32 nanoseconds
 
 
 class EventTime:
@@ -50,8 +52,7 @@ class EventTime:
 def ext_hook(code: int, data: bytes) -> Any:
     """EventTime for ext 0 (fixext8 or ext8 of length 8); other ext types stay opaque."""
     if code == 0 and len(data) == 8:
-        sec = int.from_bytes(data[:4], "big")
-        nsec = int.from_bytes(data[4:], "big")
+        sec, nsec = _EVENT_TIME.unpack(data)
         return EventTime(sec * 1_000_000_000 + nsec)
     return msgpack.ExtType(code, data)
 

@@ -78,7 +78,7 @@ def clean_value(v: Any, fix: bool) -> Any:
     if t is dict:
         return clean_map(v, fix)
     if t is list:
-        return [clean_value(x, fix) for x in v]
+        return clean_list(v, fix)
     if t is bytes:
         return v.decode("utf-8", "backslashreplace")
     if t is EventTime:
@@ -91,7 +91,10 @@ def clean_value(v: Any, fix: bool) -> Any:
 
 
 def clean_map(m: dict[Any, Any], fix: bool) -> dict[str, Any]:
-    """The record map itself when it is already JSON-safe (the common case), else a copy."""
+    """The record map itself when it is already JSON-safe (the common case), else a copy.
+
+    Nested maps and lists (Kubernetes metadata from a Fluent Bit forwarder, say) are checked
+    in place too: copying every record that has one cost more than decoding it."""
     for k, v in m.items():
         if type(k) is not str or (fix and not k.isascii()):
             break
@@ -99,11 +102,37 @@ def clean_map(m: dict[Any, Any], fix: bool) -> dict[str, Any]:
         if t is str:
             if fix and not v.isascii():
                 break
+        elif t is dict:
+            if clean_map(v, fix) is not v:
+                break
+        elif t is list:
+            if clean_list(v, fix) is not v:
+                break
         elif t not in _PLAIN:
             break
     else:
         return m
     return {_key(k, fix): clean_value(v, fix) for k, v in m.items()}
+
+
+def clean_list(items: list[Any], fix: bool) -> list[Any]:
+    """The list itself when every item is already JSON-safe, else a cleaned copy."""
+    for v in items:
+        t = type(v)
+        if t is str:
+            if fix and not v.isascii():
+                break
+        elif t is dict:
+            if clean_map(v, fix) is not v:
+                break
+        elif t is list:
+            if clean_list(v, fix) is not v:
+                break
+        elif t not in _PLAIN:
+            break
+    else:
+        return items
+    return [clean_value(x, fix) for x in items]
 
 
 def event_time_ns(t: Any, now_ns: int) -> int | None:

@@ -80,6 +80,23 @@ def test_clean_map_returns_plain_records_untouched() -> None:
     assert clean_map(record, fix=True) is record
 
 
+def test_clean_map_keeps_clean_nested_maps_and_lists_without_copying() -> None:
+    record = {"log": "x", "kubernetes": {"labels": {"app": "web"}, "ports": [80, "http"]},
+              "tags": ["a", {"b": 1}]}
+    assert clean_map(record, fix=True) is record
+    assert clean_map(record, fix=False) is record
+
+
+def test_a_dirty_value_deep_inside_is_still_cleaned() -> None:
+    kubernetes = {"labels": {"app": b"web"}, "ports": [80, b"http"]}
+    record = {"log": "x", "kubernetes": kubernetes, "tags": [[EventTime(5_000_000_000)]]}
+    cleaned = clean_map(record, fix=False)
+    assert cleaned is not record
+    assert cleaned == {"log": "x", "kubernetes": {"labels": {"app": "web"},
+                                                  "ports": [80, "http"]}, "tags": [[5]]}
+    assert kubernetes == {"labels": {"app": b"web"}, "ports": [80, b"http"]}  # not mutated
+
+
 def test_chunk_ids_give_stable_document_ids_and_no_chunk_gives_none() -> None:
     message = ["t", [[1, {"a": 1}], [2, {"b": 2}]], {"chunk": "abc"}]
     first = [r.doc_id for r in convert(message)[0]]
