@@ -57,6 +57,29 @@ def test_every_record_of_a_container_shares_one_ready_made_dict() -> None:
                   result="enriched") == 5
 
 
+def test_forwarded_records_with_equal_maps_of_their_own_are_resolved_once_per_run() -> None:
+    f, metrics = make_filter([raw_pod()])
+    known = file_fields(container_id=cid(1))
+    unknown = file_fields(pod="unknown-pod", container_id=cid(2))
+    fields = [known, known, unknown, known]
+    records = [Record({"log": str(i), "kubernetes": dict(k8s), "docker": dict(docker or {})},
+                      i, "fwd") for i, (k8s, docker) in enumerate(fields)]  # a copy each
+    other = unknown[0]
+    calls = []
+    resolve = f.cache.resolve
+    f.cache.resolve = lambda *args: calls.append(args) or resolve(*args)  # type: ignore[method-assign]
+    out = f.process(records)
+    assert len(calls) == 3  # the second record reuses the first one's result
+    enriched = [r.body["kubernetes"] for r in out]
+    assert enriched[0] is enriched[1] is enriched[3]
+    assert enriched[0]["labels"] == {"app": "web"}
+    assert enriched[2] == other  # unknown pod: its own fields, untouched
+    assert metric(metrics, "shipper_filter_records_total", filter="k8s",
+                  result="enriched") == 3
+    assert metric(metrics, "shipper_filter_records_total", filter="k8s",
+                  result="not_found") == 1
+
+
 def test_a_record_of_an_unknown_pod_ships_at_once_with_its_file_name_fields() -> None:
     f, metrics = make_filter([raw_pod()])
     records = file_records(3, pod="new-pod-1", container_id=cid(8))
