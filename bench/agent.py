@@ -55,10 +55,10 @@ def es_output_yaml(url: str, disk_buffer: str = "", credentials: bool = False) -
             f"    buffer: {BUFFER_YAML.format(extra=disk_buffer)}\n")
 
 
-def agent_config(state: Path, telemetry_port: int, *sections: str) -> str:
+def agent_config(state: Path, telemetry_port: int, *sections: str, workers: int = 1) -> str:
     return (f"state_dir: {state}\n" + "".join(sections)
             + f'telemetry: {{listen: "127.0.0.1:{telemetry_port}"}}\n'
-            + "log_level: warning\n")
+            + "log_level: warning\n" + (f"workers: {workers}\n" if workers > 1 else ""))
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,43 @@ class Scrape:
         for (name, labels), value in self.samples.items():
             if name == FILTER_COUNTER:
                 d = dict(labels)
-                out[(d.get("filter", ""), d.get("result", ""))] = value
+                key = (d.get("filter", ""), d.get("result", ""))
+                out[key] = out.get(key, 0.0) + value  # summed over workers, if any
         return out
 
 
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (the workers of a ``workers: N`` supervisor)."""
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+                out += [int(c) for c in fh.read().split()]
+    except OSError:
+        pass
+    return out
+
+
 def read_memory_mib(pid: int) -> tuple[float, float] | None:
-    """``(VmRSS, VmHWM)`` of a live process in MiB, None once it is gone.
+    """``(VmRSS, VmHWM)`` in MiB of a live process and its children (a supervisor's
+    workers: their sum, so the peak is an upper bound), None once the process is gone.
 
     VmHWM is the peak RSS of the program the process runs now. ``wait4``'s ``ru_maxrss`` is
     not used: Linux carries the pre-exec peak into it, which for a child spawned from this
     (large) benchmark process is the benchmark's memory, not the agent's.
     """
+    own = _read_status_mib(pid)
+    if own is None:
+        return None
+    rss, hwm = own
+    for child in _children(pid):
+        memory = _read_status_mib(child)
+        if memory is not None:
+            rss, hwm = rss + memory[0], hwm + memory[1]
+    return rss, hwm
+
+
+def _read_status_mib(pid: int) -> tuple[float, float] | None:
     values: dict[str, float] = {}
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:

@@ -64,10 +64,10 @@ def _fresh(workdir: Path, name: str) -> Path:
 
 
 def _agent(setting: Setting, run_dir: Path, source: str, output: str,
-           env: dict[str, str] | None = None) -> AgentProcess:
+           env: dict[str, str] | None = None, workers: int = 1) -> AgentProcess:
     telemetry = free_loopback_port()
     text = agent_config(run_dir / "state", telemetry, source, filters_yaml(setting.kube_url),
-                        output)
+                        output, workers=workers)
     return AgentProcess(run_dir, text, telemetry, setting.rss_interval, env)
 
 
@@ -81,10 +81,13 @@ def _result(agent: AgentProcess, scrape: Scrape, records: int, wall: float,
                      agent.rss_samples(), note)
 
 
-def run_tail(setting: Setting, name: str, workload: Workload, output: str) -> RunResult:
-    """Tail the finished tree from the start; wall time runs from the agent's start."""
+def run_tail(setting: Setting, name: str, workload: Workload, output: str,
+             workers: int = 1) -> RunResult:
+    """Tail the finished tree from the start; wall time runs from the agent's start. With
+    ``workers`` > 1 the agent is a supervisor: ``wait4`` counts its workers' CPU too (it
+    waits for them), and memory is the sum of the processes'."""
     run_dir = _fresh(setting.workdir, name)
-    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs), output)
+    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs), output, workers=workers)
     try:
         agent.start()
         scrape = agent.wait_settled(workload.records, setting.timeout_secs)
