@@ -199,9 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         idle = run_idle(setting, discard_output())
         notes.append(f"An agent that starts, reads nothing and stops costs {idle.cpu_secs:.2f} "
                      "CPU-s (imports, start-up, the first Kubernetes list); it is included in "
-                     "every row.")
+                     "every row's CPU-s per million, and subtracted (once per process) in the "
+                     "start-up-excluded column, which is what each further line costs.")
         reports += [measure(row, args, setting, workload, manifest)
                     for row in args.rows if row != "steady"]
+        for report, row in zip(reports, [r for r in args.rows if r != "steady"], strict=True):
+            report.startup_cpu = idle.cpu_secs * (WORKERS if row == "workers" else 1)
         if "steady" in args.rows:
             reports.append(measure_steady(args, setting, steady_source))
             plural = "s" if args.steady_runs != 1 else ""
