@@ -64,35 +64,38 @@ def _fresh(workdir: Path, name: str) -> Path:
 
 
 def _agent(setting: Setting, run_dir: Path, source: str, output: str,
-           env: dict[str, str] | None = None, workers: int = 1) -> AgentProcess:
+           env: dict[str, str] | None = None, workers: int = 1,
+           enrich: bool = True) -> AgentProcess:
     telemetry = free_loopback_port()
-    text = agent_config(run_dir / "state", telemetry, source, filters_yaml(setting.kube_url),
-                        output, workers=workers)
+    filters = filters_yaml(setting.kube_url) if enrich else ""
+    text = agent_config(run_dir / "state", telemetry, source, filters, output, workers=workers)
     return AgentProcess(run_dir, text, telemetry, setting.rss_interval, env)
 
 
 def _result(agent: AgentProcess, scrape: Scrape, records: int, wall: float,
-            note: str = "") -> RunResult:
+            note: str = "", enrich: bool = True) -> RunResult:
     usage = agent.stop()
     enrichment = enrichment_from(scrape.filter_results())
-    enrichment.check(records)
+    if enrich:
+        enrichment.check(records)
     return RunResult(records, wall, usage.cpu_secs, usage.max_rss_mib, enrichment.enriched,
                      enrichment.not_found, enrichment.envoy_parsed, scrape.delivered(),
                      agent.rss_samples(), note)
 
 
 def run_tail(setting: Setting, name: str, workload: Workload, output: str,
-             workers: int = 1) -> RunResult:
+             workers: int = 1, enrich: bool = True) -> RunResult:
     """Tail the finished tree from the start; wall time runs from the agent's start. With
     ``workers`` > 1 the agent is a supervisor: ``wait4`` counts its workers' CPU too (it
     waits for them), and memory is the sum of the processes'."""
     run_dir = _fresh(setting.workdir, name)
-    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs), output, workers=workers)
+    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs), output, workers=workers,
+                   enrich=enrich)
     try:
         agent.start()
         scrape = agent.wait_settled(workload.records, setting.timeout_secs)
         wall = time.monotonic() - agent.started
-        return _result(agent, scrape, workload.records, wall)
+        return _result(agent, scrape, workload.records, wall, enrich=enrich)
     finally:
         if agent.proc is not None and agent.proc.returncode is None:
             agent.stop()
