@@ -17,13 +17,13 @@ that breaks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shipper.health import OutputHealth
+from shipper.httpwire import respond
 from shipper.metrics import Metrics
 from shipper.tap.http import serve_tap
 from shipper.tap.hub import Tap
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 _MAX_REQUEST_BYTES = 8192
 _READ_TIMEOUT_SECS = 5.0
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -124,65 +122,49 @@ class TelemetryServer:
             writer.close()
             return
         if len(head) > _MAX_REQUEST_BYTES:
-            await self._respond(writer, 431, b"request too large\n")
+            await respond(writer, 431, b"request too large\n")
             return
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = request_line.split()
         if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
-            await self._respond(writer, 405, b"only GET\n")
+            await respond(writer, 405, b"only GET\n")
             return
         path, _, query = parts[1].partition("?")
         if path == "/tap" and parts[0] == "HEAD":
-            await self._respond(writer, 405, b"/tap is a stream: GET it\n")
+            await respond(writer, 405, b"/tap is a stream: GET it\n")
         elif path == "/tap" and self._tap is not None and (tap_only or self._tap_address is None):
             task = asyncio.current_task()
             if task is not None:
                 self._streams.add(task)
             try:
-                await serve_tap(self._tap, query, reader, writer, self._respond)
+                await serve_tap(self._tap, query, reader, writer, respond)
             finally:
                 if task is not None:
                     self._streams.discard(task)
         elif tap_only:
-            await self._respond(writer, 404, b"not found: this listener serves /tap only\n")
+            await respond(writer, 404, b"not found: this listener serves /tap only\n")
         elif path == "/metrics":
             if self._before_scrape is not None:
                 self._before_scrape()
             self.readiness_problems()
-            await self._respond(writer, 200, generate_latest(self._metrics.registry),
+            await respond(writer, 200, generate_latest(self._metrics.registry),
                                 CONTENT_TYPE_LATEST)
         elif path == "/healthz":
             await self._answer(writer, self.liveness_problems(), b"ok\n")
         elif path == "/readyz":
             await self._answer(writer, self.readiness_problems(), b"ready\n")
         elif path == "/tap":
-            await self._respond(writer, 404, b"the tap is off (telemetry.tap.enabled) or on "
+            await respond(writer, 404, b"the tap is off (telemetry.tap.enabled) or on "
                                              b"its own listener (telemetry.tap.listen)\n")
         else:
-            await self._respond(writer, 404, b"not found\n")
+            await respond(writer, 404, b"not found\n")
 
     async def _answer(self, writer: asyncio.StreamWriter, problems: list[str],
                       ok: bytes) -> None:
         if problems:
-            await self._respond(writer, 503, ("\n".join(problems) + "\n").encode())
+            await respond(writer, 503, ("\n".join(problems) + "\n").encode())
         else:
-            await self._respond(writer, 200, ok)
-
-    @staticmethod
-    async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes,
-                       content_type: str = "text/plain; charset=utf-8") -> None:
-        head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-        try:
-            writer.write(head + body)
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-
+            await respond(writer, 200, ok)
 
 def _bound_port(server: asyncio.Server | None, configured: int) -> int:
     if server is None or not server.sockets:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from shipper import httpwire as http
 from shipper.metrics import SupervisorMetrics
 from shipper.telemetry import parse_listen
-from shipper.workers import http
 from shipper.workers.metrics_merge import merge_exposition
 from shipper.workers.role import LOOPBACK
 

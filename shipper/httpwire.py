@@ -1,8 +1,8 @@
-"""The few bytes of HTTP the supervisor needs: serve GET, and GET from a worker.
+"""The few bytes of HTTP the telemetry endpoints need: serve GET, and GET from a worker.
 
-Like the agent's telemetry server it is deliberately tiny (GET only, one request per
-connection, bounded reads): the endpoints the kubelet and Prometheus probe must never be
-the thing that breaks.
+Deliberately tiny (GET only, one request per connection, bounded reads): the endpoints the
+kubelet and Prometheus probe must never be the thing that breaks. Used by the agent's
+telemetry server and by the ``workers: N`` supervisor, which also reads its workers'.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 MAX_REQUEST_BYTES = 8192
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a worker's /metrics is far smaller
 READ_TIMEOUT_SECS = 5.0
-REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
