@@ -12,23 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from outputs.null.config import NullConfig
 from shipper.metrics import Metrics
-from shipper.payloads import right_sized
+from shipper.payloads import describe_json, json_lines
 from shipper.protocols import Outcome, Status
 from shipper.record import Record
 
 __all__ = ["NullConfig", "NullOutput"]
-
-
-def encode_body(body: dict[str, Any]) -> bytes:
-    """One record body as JSON bytes; odd values (non-str keys, sets...) become strings."""
-    try:
-        return orjson.dumps(body)
-    except (TypeError, orjson.JSONEncodeError):
-        return orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 class NullOutput:
@@ -41,14 +31,7 @@ class NullOutput:
         self.discarded = 0  # payloads thrown away since start, for tests and debugging
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
-        dumps = orjson.dumps
-        out: list[bytes] = []
-        for record in records:
-            try:
-                out.append(right_sized(dumps(record.body)))
-            except (TypeError, orjson.JSONEncodeError):
-                out.append(right_sized(encode_body(record.body)))
-        return out
+        return json_lines(records)
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -59,10 +42,7 @@ class NullOutput:
 
     def describe(self, payload: bytes) -> dict[str, Any]:
         """Never reached in practice (nothing is rejected), but kept total like every output."""
-        try:
-            return {"record": orjson.loads(payload)}
-        except orjson.JSONDecodeError:
-            return {"raw": payload.decode("utf-8", "replace")}
+        return describe_json(payload)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -12,11 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-import orjson
-
 from outputs.stdout.config import StdoutConfig
 from shipper.metrics import Metrics
-from shipper.payloads import right_sized
+from shipper.payloads import describe_json, json_lines
 from shipper.protocols import ItemError, Outcome, Status
 from shipper.record import Record
 
@@ -34,16 +32,7 @@ class StdoutOutput:
         self._stream = stream
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
-        dumps = orjson.dumps
-        option = orjson.OPT_APPEND_NEWLINE
-        out: list[bytes] = []
-        for record in records:
-            try:
-                line = dumps(record.body, option=option)
-            except (TypeError, orjson.JSONEncodeError):
-                line = dumps(record.body, default=str, option=option | orjson.OPT_NON_STR_KEYS)
-            out.append(right_sized(line))
-        return out
+        return json_lines(records, newline=True)
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -65,10 +54,7 @@ class StdoutOutput:
         stream.flush()
 
     def describe(self, payload: bytes) -> dict[str, Any]:
-        try:
-            return {"record": orjson.loads(payload)}
-        except orjson.JSONDecodeError:
-            return {"raw": payload.decode("utf-8", "replace")}
+        return describe_json(payload)
 
     async def close(self) -> None:
         """Nothing to release; stdout belongs to the process."""

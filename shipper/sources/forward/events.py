@@ -102,13 +102,7 @@ def clean_map(m: dict[Any, Any], fix: bool) -> dict[str, Any]:
         if t is str:
             if fix and not v.isascii():
                 break
-        elif t is dict:
-            if clean_map(v, fix) is not v:
-                break
-        elif t is list:
-            if clean_list(v, fix) is not v:
-                break
-        elif t not in _PLAIN:
+        elif t not in _PLAIN and not _nested_clean(v, t, fix):
             break
     else:
         return m
@@ -122,17 +116,19 @@ def clean_list(items: list[Any], fix: bool) -> list[Any]:
         if t is str:
             if fix and not v.isascii():
                 break
-        elif t is dict:
-            if clean_map(v, fix) is not v:
-                break
-        elif t is list:
-            if clean_list(v, fix) is not v:
-                break
-        elif t not in _PLAIN:
+        elif t not in _PLAIN and not _nested_clean(v, t, fix):
             break
     else:
         return items
     return [clean_value(x, fix) for x in items]
+
+
+def _nested_clean(v: Any, t: type, fix: bool) -> bool:
+    """A map or list that is JSON-safe all the way down (strings and plain values are
+    checked inline by the callers: they are most values)."""
+    if t is dict:
+        return clean_map(v, fix) is v
+    return t is list and clean_list(v, fix) is v
 
 
 def event_time_ns(t: Any, now_ns: int) -> int | None:
