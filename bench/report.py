@@ -148,7 +148,26 @@ class RowReport:
                 f"{self.target.text} | {_verdict(self.target.met(s))} |")
 
 
-def render(rows: list[RowReport], runs: int, notes: list[str], reproduce: str) -> str:
+def stage_table(costs: dict[str, float], lines: int, whole_row: RowReport | None) -> list[str]:
+    """Where a line's CPU goes: the in-process stages, and what the whole agent adds."""
+    out = ["", "## Where the time goes", "",
+           f"`python -m bench.stages`: the stages run in one process, batch by batch in "
+           f"pipeline order, over {lines:,} lines of the same workload (best of 3 passes); "
+           "microseconds per line are CPU-seconds per million lines.", "",
+           "| stage | µs per line |", "|---|---|"]
+    out += [f"| {name} | {us:.2f} |" for name, us in costs.items()]
+    total = sum(costs.values())
+    out.append(f"| **stages together** | **{total:.2f}** |")
+    if whole_row is not None:
+        s = Summary.of(whole_row.runs)
+        whole = max(0.0, s.cpu_per_million - whole_row.startup_cpu / (s.records / 1e6))
+        out.append(f"| rest of the agent in the bulk blackhole row (reading, buffering, "
+                   f"HTTP, acknowledgements; start-up excluded) | {max(0.0, whole - total):.2f} |")
+    return out
+
+
+def render(rows: list[RowReport], runs: int, notes: list[str], reproduce: str,
+           stages: list[str] | None = None) -> str:
     out = ["# Performance", "",
            "Measured by `make bench` (`python -m bench.run`). The agent runs as its own process;",
            "CPU is that process's user+system time from `wait4` (start-up and shutdown included),",
@@ -165,5 +184,7 @@ def render(rows: list[RowReport], runs: int, notes: list[str], reproduce: str) -
         out += ["", *details]
     if notes:
         out += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    if stages:
+        out += stages
     out += ["", f"Reproduce: {reproduce}"]
     return "\n".join(out) + "\n"

@@ -30,7 +30,15 @@ from pathlib import Path
 from bench.agent import es_output_yaml
 from bench.enrich import load_manifest, start_kube_api
 from bench.forward_client import DEFAULT_WINDOW, ensure_frames
-from bench.report import RowReport, RunResult, Target, cpu_at_most, render, rss_flat_at_most
+from bench.report import (
+    RowReport,
+    RunResult,
+    Target,
+    cpu_at_most,
+    render,
+    rss_flat_at_most,
+    stage_table,
+)
 from bench.rows import (
     REPO,
     Setting,
@@ -145,6 +153,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--forward-window", type=int, default=DEFAULT_WINDOW,
                         help="unacknowledged chunks the forward client allows")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    parser.add_argument("--stage-lines", type=int, default=200_000,
+                        help="lines of the per-stage table (bench.stages); 0 leaves it out")
     return parser.parse_args(argv)
 
 
@@ -229,12 +239,19 @@ def main(argv: list[str] | None = None) -> int:
         "than 90% of its records enriched fails.",
         "Flat means the last minute's average RSS is at most 10% above the first minute's.",
     ]
+    stages = None
+    if args.stage_lines > 0:
+        from bench.stages import measure_stages
+
+        stage_lines, costs = measure_stages(args.stage_lines, args.files, args.seed)
+        bulk = next((r for r in reports if r.label == LABELS["blackhole"]), None)
+        stages = stage_table(costs, stage_lines, bulk)
     runs_text = "" if args.runs == 3 else f" --runs {args.runs}"
     text = render(reports, args.runs, notes,
                   "`make bench` (all rows, 3 runs each, steady row 300 s; "
                   "`make bench ES=http://host:9200` for the steady row against a real cluster), "
                   f"or `python -m bench.run --rows {' '.join(args.rows)}{runs_text} "
-                  f"--lines {args.lines}` for a subset.")
+                  f"--lines {args.lines}` for a subset.", stages)
     args.write.parent.mkdir(parents=True, exist_ok=True)
     args.write.write_text(text)
     if args.json is not None:

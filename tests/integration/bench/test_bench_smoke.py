@@ -23,7 +23,8 @@ def test_every_row_delivers_every_record_enriched_unless_it_says_otherwise(tmp_p
     code = main(["--workdir", str(tmp_path / "work"), "--lines", str(LINES),
                  "--files", str(FILES), "--runs", "1", "--steady-secs", str(STEADY_SECS),
                  "--steady-rate", str(STEADY_RATE), "--rss-interval", "0.5",
-                 "--timeout", "60", "--write", str(page), "--json", str(results)])
+                 "--timeout", "60", "--stage-lines", "2000",
+                 "--write", str(page), "--json", str(results)])
     assert code == 0
 
     data = json.loads(results.read_text())
@@ -51,4 +52,6 @@ def test_every_row_delivers_every_record_enriched_unless_it_says_otherwise(tmp_p
     for label in rows:
         assert f"| {label} | " in text
     assert "cores" in text and "Python" in text and "Reproduce:" in text
+    assert "## Where the time goes" in text and "| decode |" in text
+    assert "| rest of the agent in the bulk blackhole row" in text
     assert str(tmp_path) not in text
