@@ -23,7 +23,7 @@ import base64
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgpack
@@ -95,40 +95,38 @@ def clean_map(m: dict[Any, Any], fix: bool) -> dict[str, Any]:
 
     Nested maps and lists (Kubernetes metadata from a Fluent Bit forwarder, say) are checked
     in place too: copying every record that has one cost more than decoding it."""
-    for k, v in m.items():
+    for k in m:
         if type(k) is not str or (fix and not k.isascii()):
             break
-        t = type(v)
-        if t is str:
-            if fix and not v.isascii():
-                break
-        elif t not in _PLAIN and not _nested_clean(v, t, fix):
-            break
     else:
-        return m
+        if _all_clean(m.values(), fix):
+            return m
     return {_key(k, fix): clean_value(v, fix) for k, v in m.items()}
 
 
 def clean_list(items: list[Any], fix: bool) -> list[Any]:
     """The list itself when every item is already JSON-safe, else a cleaned copy."""
-    for v in items:
-        t = type(v)
-        if t is str:
-            if fix and not v.isascii():
-                break
-        elif t not in _PLAIN and not _nested_clean(v, t, fix):
-            break
-    else:
+    if _all_clean(items, fix):
         return items
     return [clean_value(x, fix) for x in items]
 
 
-def _nested_clean(v: Any, t: type, fix: bool) -> bool:
-    """A map or list that is JSON-safe all the way down (strings and plain values are
-    checked inline by the callers: they are most values)."""
-    if t is dict:
-        return clean_map(v, fix) is v
-    return t is list and clean_list(v, fix) is v
+def _all_clean(values: Iterable[Any], fix: bool) -> bool:
+    """Every value JSON-safe all the way down, without building anything."""
+    for v in values:
+        t = type(v)
+        if t is str:
+            if fix and not v.isascii():
+                return False
+        elif t is dict:
+            if clean_map(v, fix) is not v:
+                return False
+        elif t is list:
+            if not _all_clean(v, fix):
+                return False
+        elif t not in _PLAIN:
+            return False
+    return True
 
 
 def event_time_ns(t: Any, now_ns: int) -> int | None:
