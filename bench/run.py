@@ -234,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     notes += [
         "Lines/s of the tail rows run from the agent's start to the last delivery; of the "
         "forward row from the client's start; of the steady row it is the rate written.",
-        "Every record is enriched: `kubernetes.*` from a local Kubernetes API serving the "
-        "workload's pods (warm cache), `envoy.*` on sidecar access logs; a run with less "
-        "than 90% of its records enriched fails.",
+        "Every record of every row but the no-enrichment one is enriched: `kubernetes.*` "
+        "from a local Kubernetes API serving the workload's pods (warm cache), `envoy.*` on "
+        "sidecar access logs; a run with less than 90% of its records enriched fails.",
         "Flat means the last minute's average RSS is at most 10% above the first minute's.",
     ]
     stages = None
