@@ -21,10 +21,10 @@ from shipper.demo.k8s_objects import demo_objects
 from shipper.filters.envoy import EnvoyAccessLogConfig, EnvoyAccessLogFilter
 from shipper.filters.kubernetes.config import KubernetesMetadataConfig
 from shipper.filters.kubernetes.filter import KubernetesMetadataFilter
-from shipper.gctuning import tune_for_throughput
 from shipper.metrics import Metrics
 from shipper.sources.tail.formats import detect_format, make_decoder
 from shipper.sources.tail.paths import parse_path
+from shipper.tuning import tune_for_throughput
 
 BATCH = 2000
 NODE = "bench-node-1"

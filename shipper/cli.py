@@ -48,7 +48,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def run_agent(config: object) -> None:
     from shipper.app import Agent
-    from shipper.gctuning import tune_for_throughput
+    from shipper.tuning import tune_for_throughput
 
     agent = Agent(config)  # type: ignore[arg-type]
     tune_for_throughput()

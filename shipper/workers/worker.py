@@ -29,7 +29,7 @@ PARENT_CHECK_SECS = 1.0
 async def run_worker(config: AgentConfig, role: WorkerRole) -> None:
     """Run worker ``role`` until SIGTERM/SIGINT or until its supervisor is gone."""
     from shipper.app import Agent
-    from shipper.gctuning import tune_for_throughput
+    from shipper.tuning import tune_for_throughput
 
     own = worker_config(config, role)
     state_dir = Path(own.state_dir)
