@@ -72,6 +72,15 @@ def _agent(setting: Setting, run_dir: Path, source: str, output: str,
     return AgentProcess(run_dir, text, telemetry, setting.rss_interval, env)
 
 
+def _end(agent: AgentProcess, feeder: subprocess.Popen[bytes] | None = None) -> None:
+    """After a run, failed or not: kill what fed the agent, stop the agent if it still runs."""
+    if feeder is not None and feeder.poll() is None:
+        feeder.kill()
+        feeder.wait(10)
+    if agent.proc is not None and agent.proc.returncode is None:
+        agent.stop()
+
+
 def _result(agent: AgentProcess, scrape: Scrape, records: int, wall: float,
             note: str = "", enrich: bool = True) -> RunResult:
     usage = agent.stop()
@@ -97,8 +106,7 @@ def run_tail(setting: Setting, name: str, workload: Workload, output: str,
         wall = time.monotonic() - agent.started
         return _result(agent, scrape, workload.records, wall, enrich=enrich)
     finally:
-        if agent.proc is not None and agent.proc.returncode is None:
-            agent.stop()
+        _end(agent)
 
 
 def run_forward(setting: Setting, name: str, frames: Path, records: int, output: str,
@@ -124,11 +132,7 @@ def run_forward(setting: Setting, name: str, frames: Path, records: int, output:
         return _result(agent, scrape, records, wall,
                        note=f"{acks['acked']:,} PackedForward chunks acknowledged")
     finally:
-        if client is not None and client.poll() is None:
-            client.kill()
-            client.wait(10)
-        if agent.proc is not None and agent.proc.returncode is None:
-            agent.stop()
+        _end(agent, client)
 
 
 def run_steady(setting: Setting, name: str, source: Workload, output: str, rate: float,
@@ -158,11 +162,7 @@ def run_steady(setting: Setting, name: str, source: Workload, output: str, rate:
         return _result(agent, scrape, records, secs,
                        note=f"all delivered {lag:.1f}s after the writer stopped")
     finally:
-        if writer is not None and writer.poll() is None:
-            writer.kill()
-            writer.wait(10)
-        if agent.proc is not None and agent.proc.returncode is None:
-            agent.stop()
+        _end(agent, writer)
         shutil.rmtree(dest, ignore_errors=True)
 
 
@@ -180,8 +180,7 @@ def run_idle(setting: Setting, output: str, secs: float = 2.0) -> RunResult:
         return RunResult(0, time.monotonic() - started, usage.cpu_secs, usage.max_rss_mib,
                          0, 0, 0)
     finally:
-        if agent.proc is not None and agent.proc.returncode is None:
-            agent.stop()
+        _end(agent)
 
 
 def blackhole_output(setting: Setting, disk: bool = False, fsync: str = "interval") -> str:
