@@ -328,15 +328,14 @@ class FileReader:
                 self._skip_to_newline = False
                 first = Chunk([], start)
             data = data[newline + 1:]
-        buf = self._buf + data if self._buf else data
-        last = buf.rfind(b"\n")
-        lines: list[bytes] = []
-        if last >= 0:
-            rest = buf[last + 1:]
-            lines = buf[:last].split(b"\n")
-        else:
-            rest = buf
-        del buf
+        # Split the block as read and glue the incomplete line onto its first piece: copying
+        # the incomplete line in front of the block, or cutting the block at its last newline,
+        # would each copy the whole block again.
+        lines = data.split(b"\n")
+        del data
+        if self._buf:
+            lines[0] = self._buf + lines[0]
+        rest = lines.pop()
         rest_start = self.offset - len(rest)
         if rest[:1] == b"\0":
             kept = rest.lstrip(b"\0")
