@@ -56,7 +56,7 @@ class BulkEncoder:
     """Turns records into bulk payloads for one output's settings."""
 
     __slots__ = ("_dateformat", "_fixed_index", "_fixed_name", "_granularity", "_id_key",
-                 "_index_cache", "_op", "_prefix", "_ts_cache")
+                 "_index_cache", "_op", "_prefix", "_second_parts", "_ts_cache")
 
     def __init__(self, config: ElasticsearchConfig) -> None:
         self._op = config.write_operation.encode()
@@ -74,6 +74,8 @@ class BulkEncoder:
         # period key -> action-line prefix; second -> "YYYY-MM-DDTHH:MM:SS" for @timestamp.
         self._index_cache: dict[int, bytes] = {}
         self._ts_cache: dict[int, bytes] = {}
+        # second -> the parts of a payload around its id and fraction of a second.
+        self._second_parts: dict[int, tuple[bytes, bytes]] = {}
 
     def _action_prefix(self, index: str) -> bytes:
         """``{"create":{"_index":"<index>"`` — the part of the action line shared by a period."""
@@ -111,48 +113,104 @@ class BulkEncoder:
             head = self._ts_cache[seconds] = b'{"@timestamp":"' + text.encode()
         return head
 
+    def _parts_for(self, seconds: int) -> tuple[bytes, bytes]:
+        """``{"create":{"_index":"<index>","_id":`` and ``}}\\n{"@timestamp":"<second>.``."""
+        if len(self._second_parts) > 4096:
+            self._second_parts.clear()
+        time_ns = seconds * NS_PER_SEC
+        parts = self._second_parts[seconds] = (
+            self._action_line_prefix(time_ns) + b',"_id":',
+            b"}}\n" + self._timestamp_head(seconds) + b".")
+        return parts
+
+    def _payload(self, time_ns: int, doc_id: str | None, body: dict[str, Any],
+                 source: bytes) -> bytes:
+        """A payload without an id, for a body with its own ``@timestamp``, or ``{}``."""
+        prefix = self._action_line_prefix(time_ns)
+        if doc_id is None:
+            action = prefix + b"}}\n"
+        else:
+            action = prefix + b',"_id":' + orjson.dumps(doc_id) + b"}}\n"
+        if "@timestamp" in body:
+            return b"".join((action, source, b"\n"))
+        seconds, nanos = divmod(time_ns, NS_PER_SEC)
+        head = self._timestamp_head(seconds)
+        if len(source) == 2:  # an empty body: {}
+            return b"".join((action, head, b'.%09dZ"}\n' % nanos))
+        return b"".join((action, head, b'.%09dZ",' % nanos, memoryview(source)[1:], b"\n"))
+
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         """One payload per record, in order: action line + source line, both newline-terminated.
 
-        The record body is not modified (other outputs may share it). ``_id`` is the record's
-        ``doc_id`` (or the ``id_key`` field) and is omitted when there is none, letting the
-        server generate one. This runs once per record shipped: one ``orjson.dumps`` and one
-        ``join`` per record, with the per-index and per-second parts cached.
+        ``_id`` is the record's ``doc_id`` (or the ``id_key`` field) and is omitted when there
+        is none, letting the server generate one. This runs once per record shipped, so each
+        payload is one ``orjson.dumps`` and one ``join``; the per-index and per-second parts
+        are cached, and the ``kubernetes`` map, one shared object for all records of a pod,
+        is serialized once per batch and spliced in as an ``orjson.Fragment``.
         """
         out: list[bytes] = []
         append = out.append
         dumps = orjson.dumps
         join = b"".join
-        prefix_for = self._action_line_prefix
-        ts_cache = self._ts_cache
-        ts_head = self._timestamp_head
+        second_parts = self._second_parts
+        parts_for = self._parts_for
         id_key = self._id_key
+        fragments: dict[int, tuple[dict[str, Any], orjson.Fragment | None]] = {}
         for record in records:
             body = record.body
-            try:
-                source = dumps(body)
-            except (TypeError, orjson.JSONEncodeError):
-                source = _dumps_fallback(body)
+            k8s = body.get("kubernetes")
+            fragment = None
+            if type(k8s) is dict:
+                known = fragments.get(id(k8s))
+                fragment = (known or _fragment(fragments, k8s))[1]
+            if fragment is None:
+                try:
+                    source = dumps(body)
+                except (TypeError, orjson.JSONEncodeError):
+                    source = _dumps_fallback(body)
+            else:
+                # Swapped for one synchronous call and restored before anything else runs.
+                body["kubernetes"] = fragment
+                try:
+                    source = dumps(body)
+                except (TypeError, orjson.JSONEncodeError):
+                    source = b""
+                body["kubernetes"] = k8s
+                if not source:
+                    source = _dumps_fallback(body)
             time_ns = record.time_ns
             doc_id = record.doc_id
             if id_key is not None:
                 value = body.get(id_key)
                 if value is not None:
                     doc_id = value if isinstance(value, str) else str(value)
-            if doc_id is None:
-                action = prefix_for(time_ns) + b"}}\n"
-            else:
-                action = prefix_for(time_ns) + b',"_id":' + dumps(doc_id) + b"}}\n"
-            if "@timestamp" in body:
-                append(action + source + b"\n")
+            if doc_id is None or len(source) == 2 or "@timestamp" in body:
+                append(self._payload(time_ns, doc_id, body, source))
                 continue
+            # The common case: one join of the second's cached parts, the id, the fraction
+            # of the second and the body without its opening brace.
             seconds, nanos = divmod(time_ns, NS_PER_SEC)
-            head = ts_cache.get(seconds) or ts_head(seconds)
-            if len(source) == 2:  # an empty body: {}
-                append(join((action, head, b'.%09dZ"}\n' % nanos)))
-            else:
-                append(join((action, head, b'.%09dZ",' % nanos, memoryview(source)[1:], b"\n")))
+            parts = second_parts.get(seconds) or parts_for(seconds)
+            append(join((parts[0], dumps(doc_id), parts[1], b'%09dZ",' % nanos,
+                         memoryview(source)[1:], b"\n")))
         return out
+
+
+def _fragment(fragments: dict[int, tuple[dict[str, Any], orjson.Fragment | None]],
+              k8s: dict[str, Any]) -> tuple[dict[str, Any], orjson.Fragment | None]:
+    """Serialize one batch's ``kubernetes`` map once (None if orjson refuses it).
+
+    The metadata filter puts one shared dict into every record of a pod, and the map is about
+    half of an enriched document. Entries are keyed by identity and hold the map, so an id
+    cannot be reused within the batch; nothing is kept across batches, so the output is
+    exactly what ``orjson.dumps`` of the body gives.
+    """
+    try:
+        fragment: orjson.Fragment | None = orjson.Fragment(orjson.dumps(k8s))
+    except (TypeError, orjson.JSONEncodeError):
+        fragment = None
+    entry = fragments[id(k8s)] = (k8s, fragment)
+    return entry
 
 
 def build_bodies(payloads: Sequence[bytes], max_bytes: int,

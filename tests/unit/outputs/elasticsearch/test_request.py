@@ -175,3 +175,63 @@ def test_a_payload_decodes_back_for_the_dead_letter_store() -> None:
 
 def test_an_undecodable_payload_is_described_raw() -> None:
     assert decode_payload(b"garbage") == {"index": None, "_id": None, "raw": "garbage"}
+
+
+def _expected(record: Record, index: str) -> bytes:
+    """The payload spelled out with plain ``orjson.dumps``, for comparison with the fast path."""
+    action = {"create": {"_index": index, "_id": record.doc_id}}
+    source = {"@timestamp": format_rfc3339_nanos(record.time_ns), **record.body}
+    return orjson.dumps(action) + b"\n" + orjson.dumps(source) + b"\n"
+
+
+def test_a_shared_kubernetes_map_is_encoded_as_if_serialized_per_record() -> None:
+    shared = {"namespace_name": "shop", "labels": {"app": "catalog"}, "pod_name": "p-1"}
+    other = {"namespace_name": "istio-system", "labels": {}}
+    records = [Record({"log": f"line {i}", "kubernetes": shared if i % 3 else other,
+                       "docker": {"container_id": "c1"}}, ns(2026, 11, 22, 1, 2, i) + i, "t",
+                      f"id-{i}") for i in range(7)]
+    bodies_before = [dict(r.body) for r in records]
+    payloads = BulkEncoder(ElasticsearchConfig()).encode(records)
+    assert payloads == [_expected(r, "logstash-2026.11.22") for r in records]
+    # The map is swapped for its serialized form only during the call.
+    assert [r.body for r in records] == bodies_before
+    assert all(type(r.body["kubernetes"]) is dict for r in records)
+
+
+def test_a_map_changed_between_batches_is_serialized_again() -> None:
+    shared: dict[str, Any] = {"namespace_name": "shop"}
+    encoder = BulkEncoder(ElasticsearchConfig())
+    record = Record({"log": "x", "kubernetes": shared}, ns(2026, 1, 1), "t", "a")
+    (first,) = encoder.encode([record])
+    shared["pod_name"] = "later"
+    (second,) = encoder.encode([record])
+    assert lines(first)[1]["kubernetes"] == {"namespace_name": "shop"}
+    assert lines(second)[1]["kubernetes"] == {"namespace_name": "shop", "pod_name": "later"}
+
+
+def test_a_kubernetes_map_orjson_refuses_takes_the_fallback_path() -> None:
+    odd = {"labels": {1: "numeric key"}, "big": 2**70}
+    record = Record({"log": "x", "kubernetes": odd}, ns(2026, 1, 1), "t", "a")
+    (payload,) = BulkEncoder(ElasticsearchConfig()).encode([record])
+    source = json.loads(payload.split(b"\n")[1])
+    assert source["kubernetes"] == {"labels": {"1": "numeric key"}, "big": 2**70}
+    assert record.body["kubernetes"] is odd
+
+
+def test_payloads_with_and_without_ids_timestamps_and_bodies_mix_in_one_batch() -> None:
+    t = ns(2026, 3, 4, 5, 6, 7) + 123
+    records = [
+        Record({"log": "a"}, t, "t", "id-a"),
+        Record({"log": "b"}, t, "t"),
+        Record({}, t, "t", "id-c"),
+        Record({"log": "d", "@timestamp": "2020-01-01T00:00:00Z"}, t, "t", "id-d"),
+        Record({"log": "e"}, t + 1_000_000_000, "t", "id-e"),
+    ]
+    out = [lines(p) for p in BulkEncoder(ElasticsearchConfig()).encode(records)]
+    assert [a["create"].get("_id") for a, _ in out] == [  # type: ignore[attr-defined]
+        "id-a", None, "id-c", "id-d", "id-e"]
+    assert [s["@timestamp"] for _, s in out] == [
+        "2026-03-04T05:06:07.000000123Z", "2026-03-04T05:06:07.000000123Z",
+        "2026-03-04T05:06:07.000000123Z", "2020-01-01T00:00:00Z",
+        "2026-03-04T05:06:08.000000123Z"]
+    assert out[2][1] == {"@timestamp": "2026-03-04T05:06:07.000000123Z"}
