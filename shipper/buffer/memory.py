@@ -14,6 +14,7 @@ whole backpressure mechanism. ``drop_newest`` drops what does not fit and counts
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import time
 from collections import deque
@@ -105,20 +106,18 @@ class MemoryBuffer:
         if self._closed:
             raise RuntimeError(f"buffer of output {self._output!r} is closed")
         limit = self._config.total_limit_bytes
+        # Running byte totals (built in C): every "how many payloads fit" below is one bisect
+        # instead of a Python loop over the payloads.
+        totals = list(itertools.accumulate(map(len, payloads), initial=0))
         start = 0
         n = len(payloads)
         while start < n:
             free = limit - self._bytes
-            end = start
-            size = 0
-            while end < n and size + len(payloads[end]) <= free:
-                size += len(payloads[end])
-                end += 1
+            end = bisect.bisect_right(totals, totals[start] + free, start, n + 1) - 1
             if end == start and self._bytes == 0:
                 end = start + 1  # one payload larger than the whole buffer: admit it alone
-                size = len(payloads[start])
             if end > start:
-                self._append(payloads, start, end, size, group)
+                self._append(payloads, totals, start, end, group)
                 start = end
                 continue
             if self._config.when_full == "drop_newest":
@@ -130,23 +129,22 @@ class MemoryBuffer:
             self._space.clear()
             await self._space.wait()
 
-    def _append(self, payloads: Sequence[bytes], start: int, end: int, size: int,
+    def _append(self, payloads: Sequence[bytes], totals: list[int], start: int, end: int,
                 group: AckGroup | None) -> None:
+        """Add ``payloads[start:end]`` (``totals``: running byte totals) to chunks."""
         cfg = self._config
         i = start
         while i < end:
             chunk = self._open
             if chunk is None:
                 chunk = self._open = Chunk(next(self._ids), time.monotonic())
-            j = i
-            added = 0
-            while j < end and len(chunk.payloads) + (j - i) < cfg.chunk_limit_records:
-                n = len(payloads[j])
-                if chunk.nbytes + added + n > cfg.chunk_limit_bytes and (chunk.payloads or j > i):
-                    break
-                added += n
-                j += 1
+            room = cfg.chunk_limit_bytes - chunk.nbytes
+            j = bisect.bisect_right(totals, totals[i] + room, i, end + 1) - 1
+            if j == i and not chunk.payloads:
+                j = i + 1  # a payload larger than a chunk gets a chunk of its own
+            j = min(j, i + cfg.chunk_limit_records - len(chunk.payloads))
             if j > i:
+                added = totals[j] - totals[i]
                 chunk.payloads.extend(payloads[i:j])
                 chunk.nbytes += added
                 self._bytes += added

@@ -44,7 +44,8 @@ class CriDecoder(Decoder):
             return super().decode(lines, offset, now_ns)
         records: list[Record] = []
         append = records.append
-        static, tag, ident, max_bytes = self.static, self.tag, self.identity, self.max_bytes
+        new_body, tag, ident, max_bytes = self.template.copy, self.tag, self.identity, \
+            self.max_bytes
         partials, streams, heads, slow = self.partials.groups, STREAMS, HEAD_NS, self._line
         end = offset
         for line in lines:
@@ -68,9 +69,11 @@ class CriDecoder(Decoder):
                         except UnicodeDecodeError:
                             pass
                         else:
-                            append(Record({"log": text, "stream": stream,
-                                           "time": ts.decode("latin-1"), **static},
-                                          base + int(frac), tag, f"{ident}-{start:x}"))
+                            body = new_body()
+                            body["log"] = text
+                            body["stream"] = stream
+                            body["time"] = ts.decode("latin-1")
+                            append(Record(body, base + int(frac), tag, f"{ident}-{start:x}"))
                             continue
             record = slow(line, start, now_ns)
             if record is not None:
@@ -114,7 +117,8 @@ class DockerDecoder(Decoder):
             return super().decode(lines, offset, now_ns)
         records: list[Record] = []
         append = records.append
-        static, tag, ident, max_bytes = self.static, self.tag, self.identity, self.max_bytes
+        new_body, tag, ident, max_bytes = self.template.copy, self.tag, self.identity, \
+            self.max_bytes
         partials, names, heads, slow = self.partials.groups, STREAM_NAMES, HEAD_NS, self._line
         end = offset
         for line in lines:
@@ -130,20 +134,24 @@ class DockerDecoder(Decoder):
                 if (log[-1:] == "\n" and log[-2:-1] != "\r" and stream in names
                         and stream not in partials and len(obj) == 3
                         and len(line) <= max_bytes):
+                    time_ns = None
                     if len(ts) == 30 and ts[29] == "Z" and ts[19] == ".":
                         base = heads.get(ts[:19])
                         if base is None:
                             base = head_ns(ts[:19])
                         frac = ts[20:29]
                         if base is not None and frac.isdecimal():
-                            append(Record({"log": log[:-1], "stream": stream, "time": ts,
-                                           **static}, base + int(frac), tag,
-                                          f"{ident}-{start:x}"))
-                            continue
-                    parsed = parse_time(ts)  # fraction with trailing zeros trimmed
-                    if parsed is not None:
-                        append(Record({"log": log[:-1], "stream": stream, "time": parsed[1],
-                                       **static}, parsed[0], tag, f"{ident}-{start:x}"))
+                            time_ns = base + int(frac)
+                    if time_ns is None:
+                        parsed = parse_time(ts)  # fraction with trailing zeros trimmed
+                        if parsed is not None:
+                            time_ns, ts = parsed
+                    if time_ns is not None:
+                        body = new_body()
+                        body["log"] = log[:-1]
+                        body["stream"] = stream
+                        body["time"] = ts
+                        append(Record(body, time_ns, tag, f"{ident}-{start:x}"))
                         continue
             except (JSONDecodeError, KeyError, TypeError, AttributeError):
                 pass
