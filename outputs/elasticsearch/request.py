@@ -9,7 +9,9 @@ formatted once per UTC day (not per record), the action-line prefix is cached wi
 
 from __future__ import annotations
 
+import bisect
 import gzip as _gzip
+import itertools
 import json
 import re
 import time
@@ -223,16 +225,14 @@ def build_bodies(payloads: Sequence[bytes], max_bytes: int,
     only the server can say whether it is too large (413).
     """
     bodies: list[tuple[int, int, bytes]] = []
+    totals = list(itertools.accumulate(map(len, payloads), initial=0))
+    n = len(payloads)
     start = 0
-    size = 0
-    for i, payload in enumerate(payloads):
-        n = len(payload)
-        if size and size + n > max_bytes:
-            bodies.append((start, i, join_body(payloads[start:i], compress)))
-            start, size = i, 0
-        size += n
-    if start < len(payloads):
-        bodies.append((start, len(payloads), join_body(payloads[start:], compress)))
+    while start < n:
+        end = bisect.bisect_right(totals, totals[start] + max_bytes, start, n + 1) - 1
+        end = max(end, start + 1)
+        bodies.append((start, end, join_body(payloads[start:end], compress)))
+        start = end
     return bodies
 
 
