@@ -228,36 +228,43 @@ def unpack_frame(frame: bytes) -> Any:
 
 
 def iter_packed(blob: bytes) -> Iterator[Any]:
-    """Entries of a MessagePackEventStream, decoded one at a time.
+    """Entries of a MessagePackEventStream, decoded lazily.
 
-    Each entry is first skipped (no objects built) and only then decoded from its complete
-    bytes, so a trailing partial entry with large declared container lengths costs nothing;
-    decoding it directly would preallocate those containers (tens of MiB from KiB sent).
+    The entries are first skipped (no objects built) to find where the last complete one ends,
+    and only that prefix is decoded, by one streaming unpacker: a trailing partial entry with
+    large declared container lengths costs nothing, where decoding it would preallocate those
+    containers (tens of MiB from KiB sent). Entries before a malformed one are still yielded,
+    then the error is raised.
     """
     if not blob:
         return
     framer = msgpack.Unpacker(max_buffer_size=len(blob))
     framer.feed(blob)
-    view = memoryview(blob)
-    start = 0
+    error: InputProtocolError | None = None
+    complete = 0  # end of the last complete entry
     while True:
         try:
             framer.skip()
         except msgpack.OutOfData:
             break
         except _UNPACK_ERRORS as exc:
-            raise _malformed("undecodable entries", exc) from exc
-        end = framer.tell()
+            error = _malformed("undecodable entries", exc)
+            break
+        complete = framer.tell()
+    del framer  # its copy of the blob; the decoder below makes its own
+    if error is None and complete != len(blob):
+        error = _malformed("entries end in the middle of an event")
+    if complete:
+        entries = msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
+                                   ext_hook=ext_hook, strict_map_key=False,
+                                   max_map_len=_MAX_MAP_LEN, max_buffer_size=complete)
+        entries.feed(memoryview(blob)[:complete])
         try:
-            entry = msgpack.unpackb(view[start:end], raw=False,
-                                    unicode_errors="backslashreplace", ext_hook=ext_hook,
-                                    strict_map_key=False, max_map_len=_MAX_MAP_LEN)
+            yield from entries
         except _UNPACK_ERRORS as exc:
             raise _malformed("undecodable entries", exc) from exc
-        start = end
-        yield entry
-    if start != len(blob):
-        raise _malformed("entries end in the middle of an event")
+    if error is not None:
+        raise error
 
 
 def _text(value: Any, what: str) -> str:

@@ -14,6 +14,7 @@ from shipper.sources.forward.decoder import (
     JsonFramer,
     MsgpackFramer,
     gunzip,
+    iter_packed,
     parse_request,
     unpack_frame,
 )
@@ -177,3 +178,21 @@ def test_json_garbage_and_oversize_are_refused() -> None:
     with pytest.raises(InputProtocolError) as info:
         JsonFramer(16).feed(b'["a", "' + b"x" * 32)
     assert info.value.reason == "frame_too_large"
+
+
+@pytest.mark.parametrize("tail", [b"\x92\x01", b"\xc1", b"\xdd\xff\xff\xff\xff"])
+def test_packed_entries_before_a_broken_one_are_yielded_then_the_error(tail: bytes) -> None:
+    good = [[1, {"log": "a"}], [2, {"log": "b", "n": [1, 2, {"x": None}]}]]
+    blob = b"".join(msgpack.packb(e) for e in good) + tail
+    entries = iter_packed(blob)
+    assert [next(entries), next(entries)] == good
+    with pytest.raises(InputProtocolError):
+        next(entries)
+
+
+def test_packed_entries_decode_exactly_as_packed() -> None:
+    entries = [[i, {"log": "x" * i, "k": {"a": [i, -i, 1.5]}, "b": b"\x00\xff"}]
+               for i in range(300)]
+    blob = b"".join(msgpack.packb(e, use_bin_type=True) for e in entries)
+    assert list(iter_packed(blob)) == entries
+    assert list(iter_packed(b"")) == []
