@@ -153,6 +153,34 @@ def _resync(data: bytes | memoryview, off: int, size: int) -> int:
     return size
 
 
+def verified_payloads(data: bytes, start: int = HEADER_SIZE) -> list[bytes] | None:
+    """Every payload from ``start`` on if every record verifies, else None (then ``scan``).
+
+    The common case of reading a segment back: one pass that checks and copies each payload
+    once, where ``scan`` plus ``ScanResult.payloads`` slice and copy it twice.
+    """
+    out: list[bytes] = []
+    append = out.append
+    unpack = _RECORD.unpack_from
+    crc32 = zlib.crc32
+    size = len(data)
+    off = start
+    while off < size:
+        if size - off < RECORD_OVERHEAD:
+            return None
+        length, crc = unpack(data, off)
+        body = off + RECORD_OVERHEAD
+        end = body + length
+        if end > size:
+            return None
+        payload = data[body:end]
+        if crc32(payload, crc32(data[off:off + 4])) != crc:
+            return None
+        append(payload)
+        off = end
+    return out
+
+
 def scan(data: bytes | memoryview, start: int = HEADER_SIZE) -> ScanResult:
     """Verify every record from ``start`` to the end of ``data``."""
     result = ScanResult()

@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipper.buffer.disk.format import HEADER_SIZE, HeaderError, read_header, scan
+from shipper.buffer.disk.format import (
+    HEADER_SIZE,
+    HeaderError,
+    read_header,
+    scan,
+    verified_payloads,
+)
 from shipper.buffer.disk.recovery import QUARANTINE
 from shipper.buffer.disk.storage import Storage
 
@@ -36,6 +42,10 @@ def load_chunk(path: Path, storage: Storage) -> Loaded:
         read_header(data)
     except HeaderError as exc:  # includes NewerFormatError: not ours to deliver as it is
         problem = str(exc)
+    if not problem:
+        payloads = verified_payloads(data, HEADER_SIZE)
+        if payloads is not None:
+            return Loaded(payloads, 0)
     found = scan(data, HEADER_SIZE)
     if not problem and not found.bad:
         return Loaded(found.payloads(data), 0)

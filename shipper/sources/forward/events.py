@@ -34,6 +34,7 @@ from shipper.sources.forward.decoder import EventTime, Request
 
 NS = 1_000_000_000
 MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_NS = MAX_SECONDS * NS + NS - 1
 MAX_TAG_CHARS = 512
 _TAG_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 _PLAIN = (int, float, bool, type(None))
@@ -154,7 +155,7 @@ def event_time_ns(t: Any, now_ns: int) -> int | None:
         return None
     if ns == 0:
         return now_ns
-    if not 0 < ns <= MAX_SECONDS * NS + NS - 1:
+    if not 0 < ns <= MAX_NS:
         return -1
     return ns
 
@@ -206,7 +207,10 @@ class EventConverter:
             if type(body) is not dict:
                 self.skipped["invalid_event"] += 1
                 continue
-            ns = event_time_ns(raw_time, now)
+            # Inline for the EventTime every Fluent Bit and fluent-logger client sends.
+            ns = raw_time.ns if type(raw_time) is EventTime else 0
+            if not 0 < ns <= MAX_NS:
+                ns = event_time_ns(raw_time, now)
             if ns is None:
                 self.skipped["invalid_event"] += 1
                 continue

@@ -16,6 +16,7 @@ from shipper.buffer.disk.format import (
     frame,
     read_header,
     scan,
+    verified_payloads,
 )
 
 
@@ -118,3 +119,26 @@ def test_random_bytes_yield_no_invented_record():
     found = scan(encode_header() + noise)
     assert found.spans == []
     assert found.bad == [(HEADER_SIZE, HEADER_SIZE + len(noise))]
+
+
+def test_verified_payloads_of_a_sound_segment_are_what_a_scan_finds():
+    data = bytes(segment(PAYLOADS))
+    assert verified_payloads(data) == PAYLOADS == scan(data).payloads(data)
+    assert verified_payloads(bytes(segment([]))) == []
+
+
+@pytest.mark.parametrize("damage", ["flip_payload", "flip_length", "flip_crc", "cut", "tail"])
+def test_verified_payloads_give_up_on_any_damage_so_the_scan_decides(damage):
+    data = segment(PAYLOADS)
+    at = offsets(PAYLOADS)[4]
+    if damage == "flip_payload":
+        data[at + RECORD_OVERHEAD + 2] ^= 0x01
+    elif damage == "flip_length":
+        data[at] ^= 0x01
+    elif damage == "flip_crc":
+        data[at + 5] ^= 0x80
+    elif damage == "cut":
+        del data[at + RECORD_OVERHEAD + 1:]
+    else:
+        data += b"\x01\x02\x03"
+    assert verified_payloads(bytes(data)) is None
