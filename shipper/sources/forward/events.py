@@ -208,9 +208,8 @@ class EventConverter:
                 self.skipped["invalid_event"] += 1
                 continue
             # Inline for the EventTime every Fluent Bit and fluent-logger client sends.
-            ns = raw_time.ns if type(raw_time) is EventTime else 0
-            if not 0 < ns <= MAX_NS:
-                ns = event_time_ns(raw_time, now)
+            fast: int = raw_time.ns if type(raw_time) is EventTime else 0
+            ns = fast if 0 < fast <= MAX_NS else event_time_ns(raw_time, now)
             if ns is None:
                 self.skipped["invalid_event"] += 1
                 continue
