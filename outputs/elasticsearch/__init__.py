@@ -29,6 +29,7 @@ from elastic_transport import (
     TransportError,
 )
 
+from outputs.elasticsearch.bodies import BodyBuffers
 from outputs.elasticsearch.config import ElasticsearchConfig
 from outputs.elasticsearch.health import (
     ASSUMED_SERVER,
@@ -38,7 +39,7 @@ from outputs.elasticsearch.health import (
     parse_root,
     template_request,
 )
-from outputs.elasticsearch.request import BulkEncoder, build_bodies, decode_payload, join_body
+from outputs.elasticsearch.request import BulkEncoder, body_spans, decode_payload, join_body
 from outputs.elasticsearch.response import (
     classify,
     merge_outcomes,
@@ -62,6 +63,8 @@ __all__ = ["ElasticsearchConfig", "ElasticsearchOutput", "Health", "ServerInfo"]
 # Understood by Elasticsearch 7-9 and OpenSearch 1-3.
 BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
 log = logging.getLogger(__name__)
+# elastic_transport writes every request body to this logger when it has a handler.
+_TRANSPORT_REQUEST_LOG = logging.getLogger("elastic_transport.node")
 
 USER_AGENT = "shipper"
 NDJSON = "application/x-ndjson"
@@ -78,8 +81,8 @@ class _RawSerializer(Serializer):
         return data
 
     def dumps(self, data: Any) -> bytes:
-        if isinstance(data, bytes):
-            return data
+        if isinstance(data, bytes | memoryview):  # bulk bodies come as views of a buffer
+            return data  # type: ignore[return-value]
         return orjson.dumps(data)
 
 
@@ -143,6 +146,7 @@ class ElasticsearchOutput:
         self.health = Health()
         self._metrics = metrics
         self._encoder = BulkEncoder(config)
+        self._bodies = BodyBuffers()
         self._transport = transport
         self._password_file = SecretFile(config.password_file) if config.password_file else None
         self._api_key_file = SecretFile(config.api_key_file) if config.api_key_file else None
@@ -174,9 +178,10 @@ class ElasticsearchOutput:
         if not payloads:
             return Outcome([])
         parts: list[Outcome] = []
-        bodies = build_bodies(payloads, self.config.max_request_bytes, self.config.gzip)
-        for start, end, body in bodies:
-            outcome = await self._send_body(payloads[start:end], body)
+        for start, end in body_spans(payloads, self.config.max_request_bytes):
+            run = payloads[start:end]
+            async with self._bodies.body(run, self.config.gzip) as body:
+                outcome = await self._send_body(run, body)
             parts.append(outcome)
             if outcome.http_status is None and end < len(payloads):
                 # The cluster is unreachable: the rest would fail the same way, slowly.
@@ -207,10 +212,12 @@ class ElasticsearchOutput:
                     f"output {self.name}: cannot set up connections: {exc}") from exc
         return self._transport
 
-    async def _request(self, method: str, path: str, body: bytes | None = None,
+    async def _request(self, method: str, path: str, body: bytes | memoryview | None = None,
                        headers: Mapping[str, str] | None = None,
                        ) -> tuple[int, Mapping[str, str], bytes]:
         transport = self._ensure_transport()
+        if isinstance(body, memoryview) and _TRANSPORT_REQUEST_LOG.hasHandlers():
+            body = bytes(body)  # the transport's request log calls ``body.decode()``
         resp = await asyncio.to_thread(
             transport.perform_request, method, path, body=body,
             headers={"accept": JSON, **self._auth(), **(headers or {})},
@@ -218,7 +225,7 @@ class ElasticsearchOutput:
         raw = resp.body if isinstance(resp.body, bytes) else b""
         return resp.meta.status, resp.meta.headers, raw
 
-    async def _send_body(self, payloads: Sequence[bytes], body: bytes) -> Outcome:
+    async def _send_body(self, payloads: Sequence[bytes], body: bytes | memoryview) -> Outcome:
         """One bulk request; on 413 split in halves and send each (nothing was indexed)."""
         outcome = await self._bulk(body, len(payloads))
         if not needs_split(outcome):
@@ -246,7 +253,7 @@ class ElasticsearchOutput:
     def _join(self, payloads: Sequence[bytes]) -> bytes:
         return join_body(payloads, self.config.gzip)
 
-    async def _bulk(self, body: bytes, n: int) -> Outcome:
+    async def _bulk(self, body: bytes | memoryview, n: int) -> Outcome:
         headers = {"content-type": NDJSON}
         if self.config.gzip:
             headers["content-encoding"] = "gzip"

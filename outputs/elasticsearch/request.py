@@ -215,25 +215,24 @@ def _fragment(fragments: dict[int, tuple[dict[str, Any], orjson.Fragment | None]
     return entry
 
 
-def build_bodies(payloads: Sequence[bytes], max_bytes: int,
-                 compress: bool = False) -> list[tuple[int, int, bytes]]:
+def body_spans(payloads: Sequence[bytes], max_bytes: int) -> list[tuple[int, int]]:
     """Group consecutive payloads into request bodies of at most ``max_bytes`` each.
 
-    Returns ``(start, end, body)`` with ``payloads[start:end]`` in ``body``. Sizes are measured
+    Returns ``(start, end)`` for each body of ``payloads[start:end]``. Sizes are measured
     before compression because server limits (``http.max_content_length``) apply to the
     decompressed content. A single payload larger than ``max_bytes`` gets a body of its own:
     only the server can say whether it is too large (413).
     """
-    bodies: list[tuple[int, int, bytes]] = []
+    spans: list[tuple[int, int]] = []
     totals = list(itertools.accumulate(map(len, payloads), initial=0))
     n = len(payloads)
     start = 0
     while start < n:
         end = bisect.bisect_right(totals, totals[start] + max_bytes, start, n + 1) - 1
         end = max(end, start + 1)
-        bodies.append((start, end, join_body(payloads[start:end], compress)))
+        spans.append((start, end))
         start = end
-    return bodies
+    return spans
 
 
 def join_body(payloads: Sequence[bytes], compress: bool = False) -> bytes:

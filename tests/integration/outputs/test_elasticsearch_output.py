@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import json
+import logging
 import threading
 import urllib.request
 import uuid
@@ -132,6 +133,28 @@ async def test_a_large_chunk_is_sent_in_several_requests(es_url: str, prefix: st
         outcome = await output.send(output.encode([pod_record(i) for i in range(50)]))
         assert outcome.statuses == [Status.DELIVERED] * 50
         assert count(es_url, f"{prefix}-2026.11.22") == 50
+    finally:
+        await output.close()
+
+
+@pytest.mark.parametrize("request_log", [False, True])
+async def test_reused_body_buffers_send_every_request_whole(
+        es_url: str, prefix: str, request_log: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies are views of reused buffers; the transport's request log (which decodes bodies)
+    gets a copy. Chunks of shrinking size check that no stale bytes of a longer body leak."""
+    node_log = logging.getLogger("elastic_transport.node")
+    monkeypatch.setattr(node_log, "handlers", [logging.NullHandler()] if request_log else [])
+    output = output_for(es_url, prefix, max_request_bytes=4096)
+    await output.start()
+    try:
+        sent = 0
+        for size in (60, 25, 7, 1):
+            records = [pod_record(sent + i) for i in range(size)]
+            outcome = await output.send(output.encode(records))
+            assert outcome.statuses == [Status.DELIVERED] * size
+            sent += size
+        assert count(es_url, f"{prefix}-2026.11.22") == sent
     finally:
         await output.close()
 

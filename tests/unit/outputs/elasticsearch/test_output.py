@@ -61,10 +61,13 @@ class ScriptedTransport:
         self.sent: list[Sent] = []
         self.closed = False
 
-    def perform_request(self, method: str, target: str, *, body: bytes | None = None,
+    def perform_request(self, method: str, target: str, *, body: bytes | memoryview | None = None,
                         headers: dict[str, str] | None = None,
                         request_timeout: float | None = None) -> Any:
-        sent = Sent(method, target, body, {k.lower(): v for k, v in (headers or {}).items()})
+        # A copy, as a real transport is done with the body when the call returns: bulk
+        # bodies are views of a buffer the output reuses.
+        sent = Sent(method, target, None if body is None else bytes(body),
+                    {k.lower(): v for k, v in (headers or {}).items()})
         self.sent.append(sent)
         answer = self.answers[0] if len(self.answers) == 1 else self.answers.pop(0)
         if callable(answer):
