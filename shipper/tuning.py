@@ -16,7 +16,9 @@ came from the heap once glibc's dynamic mmap threshold had grown past them, and 
 payloads allocated between them kept the heap from shrinking: with the disk buffer the heap
 stayed at ~280 MiB while its live data was a tenth of that. A fixed threshold of 1 MiB
 serves big buffers with mmap, returned to the system when freed: peak RSS of the disk-buffer
-benchmark row 400 → 170 MiB, for about +0.2 CPU-s per million lines (page faults). An
+benchmark row 400 → 170 MiB, for about +0.2 CPU-s per million lines (page faults). The
+biggest and most frequent of these, Elasticsearch bulk bodies, are written into reused buffers
+instead (``outputs.elasticsearch.bodies``), so they fault once, not on every request. An
 operator's own ``MALLOC_MMAP_THRESHOLD_`` wins; other C libraries are left alone.
 
 ``SHIPPER_TUNING_DEFAULTS=1`` keeps CPython's and glibc's defaults (diagnosis).
