@@ -46,13 +46,15 @@ def null_output_yaml(disk_buffer: str = "") -> str:
             f"    buffer: {BUFFER_YAML.format(extra=disk_buffer)}\n")
 
 
-def es_output_yaml(url: str, disk_buffer: str = "", credentials: bool = False) -> str:
+def es_output_yaml(url: str, disk_buffer: str = "", credentials: bool = False,
+                   gzip: bool = False) -> str:
     """``credentials`` refers to variables in the agent's environment, never to values, so
     no password is written into the config file."""
     auth = ('    user: ${SHIPPER_BENCH_ES_USER}\n    password: ${SHIPPER_BENCH_ES_PASSWORD}\n'
             if credentials else "")
     return (f'outputs:\n  out:\n    type: elasticsearch\n    hosts: ["{url}"]\n{auth}'
-            f"    buffer: {BUFFER_YAML.format(extra=disk_buffer)}\n")
+            + ("    gzip: true\n" if gzip else "")
+            + f"    buffer: {BUFFER_YAML.format(extra=disk_buffer)}\n")
 
 
 def agent_config(state: Path, telemetry_port: int, *sections: str, workers: int = 1) -> str:

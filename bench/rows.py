@@ -183,8 +183,10 @@ def run_idle(setting: Setting, output: str, secs: float = 2.0) -> RunResult:
         _end(agent)
 
 
-def blackhole_output(setting: Setting, disk: bool = False, fsync: str = "interval") -> str:
-    return es_output_yaml(setting.blackhole_url, f"type: disk, fsync: {fsync}, " if disk else "")
+def blackhole_output(setting: Setting, disk: bool = False, fsync: str = "interval",
+                     gzip: bool = False) -> str:
+    return es_output_yaml(setting.blackhole_url, f"type: disk, fsync: {fsync}, " if disk else "",
+                          gzip=gzip)
 
 
 def discard_output() -> str:

@@ -55,7 +55,7 @@ from shipper.demo.manifest import Manifest
 
 ROWS = ("discard", "blackhole", "plain", "disk", "forward", "workers", "steady")
 WORKERS = 2  # the workers row: one agent process per core of the benchmark machine
-EXTRA_ROWS = ("disk-always",)  # not in the issue's table; only when asked for
+EXTRA_ROWS = ("disk-always", "gzip")  # not in the issue's table; only when asked for
 ES_URL_ENV = "SHIPPER_BENCH_ES_URL"
 ES_USER_ENV = "SHIPPER_BENCH_ES_USER"
 EMBEDDED_NOTE = (
@@ -72,6 +72,7 @@ LABELS = {
              "issue's Fluent Bit figure, 6.3 CPU-s per million)",
     "disk": "same as the bulk blackhole row, `buffer: {type: disk, fsync: interval}`",
     "disk-always": "same as the bulk blackhole row, `buffer: {type: disk, fsync: always}`",
+    "gzip": "same as the bulk blackhole row, `gzip: true` (compressed request bodies)",
     "forward": "forward input (PackedForward, local client) → enrich → bulk blackhole",
     "workers": f"same as the bulk blackhole row, `workers: {WORKERS}` (files sharded over "
                f"{WORKERS} processes; CPU and memory of all of them)",
@@ -82,6 +83,7 @@ TARGETS: dict[str, Target] = {
     "plain": Target("none in the issue (Fluent Bit: 6.3)", lambda _: None),
     "disk": cpu_at_most(6.5),
     "disk-always": Target("none in the issue", lambda _: None),
+    "gzip": Target("none in the issue", lambda _: None),
     "forward": cpu_at_most(4.0),
     "workers": Target("≥ 200k lines/s (the rate the issue asks of the bulk row)",
                       lambda s: s.lines_per_sec >= 200_000),
@@ -170,7 +172,8 @@ def measure(row: str, args: argparse.Namespace, setting: Setting, workload: Work
     else:
         output = (discard_output() if row == "discard"
                   else blackhole_output(setting, disk=row.split("-")[0] == "disk",
-                                        fsync="always" if row == "disk-always" else "interval"))
+                                        fsync="always" if row == "disk-always" else "interval",
+                                        gzip=row == "gzip"))
         once = partial(run_tail, setting, row, workload, output,
                        workers=WORKERS if row == "workers" else 1, enrich=row != "plain")
     return RowReport(label, TARGETS[row], _repeat(label, args.runs, once))

@@ -12,12 +12,11 @@ to the garbage collector and never written again.
 
 from __future__ import annotations
 
-import gzip
 import io
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from outputs.elasticsearch.request import GZIP_LEVEL
+from shipper.compression import gzip_fast
 
 # A buffer that has grown past this is not kept: one oversized request must not pin its size.
 KEEP_MAX_BYTES = 32 * 1024 * 1024
@@ -42,7 +41,7 @@ class BodyBuffers:
         view = whole[:size]
         if compress:
             # gzip's output is a new object anyway; the buffer only saves the join.
-            compressed = gzip.compress(view, compresslevel=GZIP_LEVEL, mtime=0)
+            compressed = gzip_fast(view)
             view.release()
             whole.release()
             self._keep(buf)

@@ -10,7 +10,6 @@ formatted once per UTC day (not per record), the action-line prefix is cached wi
 from __future__ import annotations
 
 import bisect
-import gzip as _gzip
 import itertools
 import json
 import re
@@ -21,6 +20,7 @@ from typing import Any
 import orjson
 
 from outputs.elasticsearch.config import ElasticsearchConfig
+from shipper.compression import gzip_fast
 from shipper.record import Record, format_rfc3339_nanos
 
 NS_PER_SEC = 1_000_000_000
@@ -30,8 +30,6 @@ NS_PER_DAY = 86_400 * NS_PER_SEC
 _DATE_ONLY_DIRECTIVES = frozenset("YymdjbBhaAUWVGguweFDCx%")
 _DIRECTIVE = re.compile(r"%(.)")
 
-# Compression level 1, like Logstash's default: most of the ratio for a fraction of the CPU.
-GZIP_LEVEL = 1
 
 
 def _cache_granularity_ns(dateformat: str) -> int:
@@ -238,7 +236,7 @@ def body_spans(payloads: Sequence[bytes], max_bytes: int) -> list[tuple[int, int
 def join_body(payloads: Sequence[bytes], compress: bool = False) -> bytes:
     """One request body from payloads, gzip-compressed when asked."""
     body = b"".join(payloads)
-    return _gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else body
+    return gzip_fast(body) if compress else body
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

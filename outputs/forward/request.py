@@ -15,7 +15,6 @@ share an id when they hold the same records with the same nanosecond times.
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import os
 from collections.abc import Sequence
@@ -24,11 +23,11 @@ from typing import Any
 
 import msgpack
 
+from shipper.compression import gzip_fast
 from shipper.record import Record
 
 NS = 1_000_000_000
 _UINT32 = 1 << 32
-GZIP_LEVEL = 1
 
 
 def event_time(time_ns: int) -> msgpack.ExtType | int:
@@ -166,7 +165,7 @@ def build_messages(payloads: Sequence[bytes], compress: bool = False,
         if require_ack:
             message.chunk = option["chunk"] = chunk_id(tag, entries)
         if compress:
-            entries = gzip.compress(entries, compresslevel=GZIP_LEVEL, mtime=0)
+            entries = gzip_fast(entries)
             option["compressed"] = "gzip"
         message.data = (b"\x93" + tag + _bin_header(len(entries)) + entries
                         + msgpack.packb(option, use_bin_type=True))

@@ -19,7 +19,6 @@ gets it whole.
 
 from __future__ import annotations
 
-import gzip as _gzip
 import json
 import time
 from collections.abc import Sequence
@@ -28,12 +27,12 @@ from typing import Any
 import orjson
 
 from outputs.logzio.config import LogzioConfig
+from shipper.compression import gzip_fast
 from shipper.payloads import right_sized
 from shipper.protocols import ItemError
 from shipper.record import Record
 
 NS_PER_SEC = 1_000_000_000
-GZIP_LEVEL = 1  # most of the ratio for a fraction of the CPU, like the elasticsearch output
 TRUNCATED = "truncated"
 # Field texts tried, in order, when a line is too long.
 _CUTTABLE = ("message", "log")
@@ -182,7 +181,7 @@ def group_bodies(sizes: Sequence[int], max_bytes: int) -> list[tuple[int, int]]:
 def join_body(payloads: Sequence[bytes], compress: bool = False) -> bytes:
     """One request body, gzip-compressed when asked."""
     body = b"\n".join(payloads)
-    return _gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if compress else body
+    return gzip_fast(body) if compress else body
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

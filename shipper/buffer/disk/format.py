@@ -5,13 +5,13 @@ A segment is one file holding one chunk::
     header   magic "SHPBUF\\r\\n" (8) | version u16 | flags u16 | crc32 of the first 12 bytes
     record   length u32 | crc32 u32 | payload (length bytes)      ... repeated, append-only
 
-Integers are little-endian. The checksum is CRC-32 (``zlib.crc32``, the IEEE/zlib
-polynomial; CRC-32C would need a dependency for no gain at these sizes) computed over the
-four length bytes and then the payload, so a damaged length field is caught as surely as a
-damaged payload. The header has its own checksum: a header whose checksum holds but whose
-version is newer than ``VERSION`` was written by a newer shipper and is refused, never
-rewritten; a header whose checksum fails is garbage and its records are salvaged. Later
-versions must keep the first 16 bytes laid out this way.
+Integers are little-endian. The checksum is CRC-32 (the IEEE/zlib polynomial, computed by
+``shipper.compression``, where zlib-ng's and zlib's agree) over the four length bytes and
+then the payload, so a damaged length field is caught as surely as a damaged payload. The
+header has its own checksum: a header whose checksum holds but whose version is newer than
+``VERSION`` was written by a newer shipper and is refused, never rewritten; a header whose
+checksum fails is garbage and its records are salvaged. Later versions must keep the first
+16 bytes laid out this way.
 
 ``scan`` reads every record it can: after a bad record it resynchronises on the next offset
 where a whole record verifies, so one flipped byte costs one record, not the segment.
@@ -20,9 +20,10 @@ where a whole record verifies, so one flipped byte costs one record, not the seg
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from shipper.compression import crc32
 
 MAGIC = b"SHPBUF\r\n"
 VERSION = 1
@@ -51,7 +52,7 @@ class NewerFormatError(ValueError):
 
 def encode_header(version: int = VERSION, flags: int = 0) -> bytes:
     head = _HEADER.pack(MAGIC, version, flags, 0)[:12]
-    return head + _LENGTH.pack(zlib.crc32(head))
+    return head + _LENGTH.pack(crc32(head))
 
 
 def read_header(data: bytes | memoryview) -> int:
@@ -64,7 +65,7 @@ def read_header(data: bytes | memoryview) -> int:
     magic, version, _flags, crc = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise HeaderError("not a buffer segment (bad magic)")
-    if zlib.crc32(bytes(data[:12])) != crc:
+    if crc32(bytes(data[:12])) != crc:
         raise HeaderError("header checksum mismatch")
     if version > VERSION:
         raise NewerFormatError(version)
@@ -78,7 +79,6 @@ def frame(payloads: Sequence[bytes]) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     pack = _RECORD.pack
-    crc32 = zlib.crc32
     for payload in payloads:
         n = len(payload)
         append(pack(n, crc32(payload, crc32(n.to_bytes(4, "little")))))
@@ -115,7 +115,7 @@ def _valid_at(data: bytes | memoryview, off: int, size: int) -> int:
     if end > size:
         return -1
     body = data[off + RECORD_OVERHEAD:end]
-    if zlib.crc32(body, zlib.crc32(data[off:off + 4])) != crc:
+    if crc32(body, crc32(data[off:off + 4])) != crc:
         return -1
     return end
 
@@ -162,7 +162,6 @@ def verified_payloads(data: bytes, start: int = HEADER_SIZE) -> list[bytes] | No
     out: list[bytes] = []
     append = out.append
     unpack = _RECORD.unpack_from
-    crc32 = zlib.crc32
     size = len(data)
     off = start
     while off < size:
