@@ -1,16 +1,17 @@
 """CRC-32 and gzip for the hot paths, from zlib-ng when it is installed.
 
-zlib-ng is a maintained fork of zlib with SIMD code for checksums and deflate. Its output is
-standard: the same CRC-32 values (the disk-buffer format does not change) and gzip members any
-inflater reads. Measured on this project's log documents: CRC-32 9 times faster (the disk buffer
-checksums every record twice), gzip 2.6 times faster at a better ratio. Without the package (a
-platform with no wheel) the standard library's ``zlib`` and ``gzip`` are used, unchanged.
+zlib-ng is a maintained fork of zlib with SIMD code for checksums and deflate. Its results are
+standard: the same CRC-32 values (the disk-buffer format does not change), gzip members any
+inflater reads, and an inflater for any gzip member. Measured on this project's log documents:
+CRC-32 9 times faster (the disk buffer checksums every record twice), gzip 2.6 times faster at
+a better ratio, gunzip 2.8 times faster. Without the package (a platform with no wheel) the
+standard library's ``zlib`` and ``gzip`` are used, unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 try:
     from zlib_ng import gzip_ng as _gzip
@@ -29,6 +30,13 @@ except ImportError:  # pragma: no cover - exercised by the fallback test
     IMPLEMENTATION = "zlib"
 
 crc32: Callable[..., int] = _zlib.crc32
+# What ``gzip_inflater`` objects raise on data that is not valid gzip.
+InflateError = cast("type[Exception]", _zlib.error)  # zlib-ng's stub calls it an instance
+
+
+def gzip_inflater() -> Any:
+    """A ``zlib.decompressobj``-compatible inflater for one gzip member (2.8 times faster)."""
+    return _zlib.decompressobj(wbits=31)
 
 
 def gzip_fast(data: Any) -> bytes:

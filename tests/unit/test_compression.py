@@ -31,6 +31,18 @@ def test_gzip_fast_is_a_standard_member_of_bytes_or_views() -> None:
     assert len(packed) < len(DATA) // 5
 
 
+def test_the_inflater_reads_members_in_bounded_pieces_and_rejects_garbage() -> None:
+    packed = gzip.compress(DATA, 6) + gzip.compress(b"second", 1)
+    inflater = compression.gzip_inflater()
+    first = inflater.decompress(packed, 1000)
+    assert first == DATA[:1000] and inflater.unconsumed_tail
+    rest = inflater.decompress(inflater.unconsumed_tail, len(DATA))
+    assert first + rest == DATA and inflater.eof
+    assert compression.gzip_inflater().decompress(inflater.unused_data) == b"second"
+    with pytest.raises(compression.InflateError):
+        compression.gzip_inflater().decompress(b"\x1f\x8b\x08\x00 not deflate data at all")
+
+
 def test_segments_checksummed_here_verify_with_plain_zlib() -> None:
     """The disk-buffer format is unchanged: an agent without zlib-ng reads our segments."""
     payload = b'{"log":"x"}\n'
@@ -50,6 +62,8 @@ def test_without_zlib_ng_the_standard_library_serves(monkeypatch: pytest.MonkeyP
         assert fallback.IMPLEMENTATION == "zlib"
         assert fallback.crc32(DATA) == zlib.crc32(DATA)
         assert gzip.decompress(fallback.gzip_fast(DATA)) == DATA
+        assert fallback.gzip_inflater().decompress(gzip.compress(DATA)) == DATA
+        assert fallback.InflateError is zlib.error
     finally:
         monkeypatch.undo()
         importlib.reload(compression)

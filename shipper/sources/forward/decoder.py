@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
+from shipper.compression import InflateError, gzip_inflater
 from shipper.errors import InputProtocolError
 
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
@@ -175,12 +175,12 @@ def gunzip(data: bytes, limit: int) -> bytes:
     out = bytearray()
     rest = data
     while True:
-        inflater = zlib.decompressobj(wbits=31)
+        inflater = gzip_inflater()
         pending = rest
         while True:
             try:
                 piece = inflater.decompress(pending, max(1, limit - len(out) + 1))
-            except zlib.error as exc:
+            except InflateError as exc:
                 raise _malformed("invalid gzip data", exc) from exc
             out += piece
             if len(out) > limit:
