@@ -10,6 +10,7 @@ concatenation, which allocate exactly, or copied once with ``right_sized``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,20 +24,69 @@ def right_sized(data: bytes) -> bytes:
     return bytes(memoryview(data))
 
 
+def dumps_lenient(doc: Any, option: int = 0) -> bytes:
+    """``orjson.dumps``, and for what orjson refuses (non-str keys, ints over 64 bits, lone
+    surrogates) a document with the odd values turned into strings: a record that cannot be
+    represented exactly is still shipped rather than failing its whole batch."""
+    try:
+        return orjson.dumps(doc, option=option)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return orjson.dumps(doc, default=str, option=option | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        text = json.dumps(doc, default=str, ensure_ascii=True, separators=(",", ":"))
+        return (text + "\n" if option & orjson.OPT_APPEND_NEWLINE else text).encode("ascii")
+
+
+class BodySerializer:
+    """``dumps_lenient`` of the record bodies of one batch, each shared map serialized once.
+
+    The metadata filter puts one ``kubernetes`` dict into every record of a pod, and that map
+    is about half of an enriched document. The first time a batch meets a map it is
+    serialized into an ``orjson.Fragment``; for each body the map is swapped for its fragment
+    during the one ``orjson.dumps`` call and put back before anything else runs. Entries are
+    keyed by identity and hold the map, so an id cannot be reused while the serializer lives;
+    make one per batch (nothing carries over), and the output is exactly what serializing the
+    body gives.
+    """
+
+    __slots__ = ("_fragments", "_option")
+
+    def __init__(self, option: int = 0) -> None:
+        self._fragments: dict[int, tuple[dict[str, Any], orjson.Fragment | None]] = {}
+        self._option = option
+
+    def dumps(self, body: dict[str, Any]) -> bytes:
+        k8s = body.get("kubernetes")
+        if type(k8s) is dict:
+            known = self._fragments.get(id(k8s))
+            fragment = (known or self._serialize(k8s))[1]
+            if fragment is not None:
+                body["kubernetes"] = fragment
+                try:
+                    return orjson.dumps(body, option=self._option)
+                except (TypeError, orjson.JSONEncodeError):
+                    pass  # the fallback below works on the body as it was
+                finally:
+                    body["kubernetes"] = k8s
+        return dumps_lenient(body, self._option)
+
+    def _serialize(self, k8s: dict[str, Any]) -> tuple[dict[str, Any], orjson.Fragment | None]:
+        try:
+            fragment: orjson.Fragment | None = orjson.Fragment(orjson.dumps(k8s))
+        except (TypeError, orjson.JSONEncodeError):
+            fragment = None  # the whole body takes the lenient path
+        entry = self._fragments[id(k8s)] = (k8s, fragment)
+        return entry
+
+
 def json_lines(records: Sequence[Record], newline: bool = False) -> list[bytes]:
     """Each record body as one JSON document (with a trailing LF when ``newline``), sized
     to keep. Values JSON cannot hold (non-str keys, sets, ...) become strings rather than
     failing the batch."""
-    dumps = orjson.dumps
-    option = orjson.OPT_APPEND_NEWLINE if newline else 0
-    out: list[bytes] = []
-    for record in records:
-        try:
-            line = dumps(record.body, option=option)
-        except (TypeError, orjson.JSONEncodeError):
-            line = dumps(record.body, default=str, option=option | orjson.OPT_NON_STR_KEYS)
-        out.append(right_sized(line))
-    return out
+    dumps = BodySerializer(orjson.OPT_APPEND_NEWLINE if newline else 0).dumps
+    return [right_sized(dumps(record.body)) for record in records]
 
 
 def describe_json(payload: bytes) -> dict[str, Any]:

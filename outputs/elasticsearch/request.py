@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import orjson
 
 from outputs.elasticsearch.config import ElasticsearchConfig
 from shipper.compression import gzip_fast
+from shipper.payloads import BodySerializer
 from shipper.record import Record, format_rfc3339_nanos
 
 NS_PER_SEC = 1_000_000_000
@@ -37,19 +37,6 @@ def _cache_granularity_ns(dateformat: str) -> int:
     if all(d in _DATE_ONLY_DIRECTIVES for d in _DIRECTIVE.findall(dateformat)):
         return NS_PER_DAY
     return NS_PER_SEC
-
-
-def _dumps_fallback(body: dict[str, Any]) -> bytes:
-    """Serialize what orjson refuses (non-str keys, ints over 64 bits, lone surrogates).
-
-    A record that cannot be represented exactly is still shipped, with the odd values turned
-    into strings, rather than failing the whole batch.
-    """
-    try:
-        return orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(body, default=str, ensure_ascii=True,
-                          separators=(",", ":")).encode("ascii")
 
 
 class BulkEncoder:
@@ -155,29 +142,10 @@ class BulkEncoder:
         second_parts = self._second_parts
         parts_for = self._parts_for
         id_key = self._id_key
-        fragments: dict[int, tuple[dict[str, Any], orjson.Fragment | None]] = {}
+        serialize = BodySerializer().dumps
         for record in records:
             body = record.body
-            k8s = body.get("kubernetes")
-            fragment = None
-            if type(k8s) is dict:
-                known = fragments.get(id(k8s))
-                fragment = (known or _fragment(fragments, k8s))[1]
-            if fragment is None:
-                try:
-                    source = dumps(body)
-                except (TypeError, orjson.JSONEncodeError):
-                    source = _dumps_fallback(body)
-            else:
-                # Swapped for one synchronous call and restored before anything else runs.
-                body["kubernetes"] = fragment
-                try:
-                    source = dumps(body)
-                except (TypeError, orjson.JSONEncodeError):
-                    source = b""
-                body["kubernetes"] = k8s
-                if not source:
-                    source = _dumps_fallback(body)
+            source = serialize(body)
             time_ns = record.time_ns
             doc_id = record.doc_id
             if id_key is not None:
@@ -194,23 +162,6 @@ class BulkEncoder:
             append(join((parts[0], dumps(doc_id), parts[1], b'%09dZ",' % nanos,
                          memoryview(source)[1:], b"\n")))
         return out
-
-
-def _fragment(fragments: dict[int, tuple[dict[str, Any], orjson.Fragment | None]],
-              k8s: dict[str, Any]) -> tuple[dict[str, Any], orjson.Fragment | None]:
-    """Serialize one batch's ``kubernetes`` map once (None if orjson refuses it).
-
-    The metadata filter puts one shared dict into every record of a pod, and the map is about
-    half of an enriched document. Entries are keyed by identity and hold the map, so an id
-    cannot be reused within the batch; nothing is kept across batches, so the output is
-    exactly what ``orjson.dumps`` of the body gives.
-    """
-    try:
-        fragment: orjson.Fragment | None = orjson.Fragment(orjson.dumps(k8s))
-    except (TypeError, orjson.JSONEncodeError):
-        fragment = None
-    entry = fragments[id(k8s)] = (k8s, fragment)
-    return entry
 
 
 def body_spans(payloads: Sequence[bytes], max_bytes: int) -> list[tuple[int, int]]:

@@ -19,7 +19,6 @@ gets it whole.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +27,7 @@ import orjson
 
 from outputs.logzio.config import LogzioConfig
 from shipper.compression import gzip_fast
-from shipper.payloads import right_sized
+from shipper.payloads import BodySerializer, dumps_lenient, right_sized
 from shipper.protocols import ItemError
 from shipper.record import Record
 
@@ -37,19 +36,6 @@ TRUNCATED = "truncated"
 # Field texts tried, in order, when a line is too long.
 _CUTTABLE = ("message", "log")
 _MAX_CUT_ROUNDS = 8
-
-
-def _dumps(doc: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(doc)
-    except (TypeError, orjson.JSONEncodeError):
-        pass
-    # Non-string keys, exotic values or lone surrogates: still one valid JSON object, never a
-    # lost record.
-    try:
-        return orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(doc, default=str, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 class LineEncoder:
@@ -82,6 +68,7 @@ class LineEncoder:
         log_type = self._log_type
         tag_key = self._tag_key
         limit = self._max_line
+        serialize = BodySerializer().dumps
         for record in records:
             doc = dict(record.body)
             if "log" in doc and "message" not in doc:
@@ -92,7 +79,7 @@ class LineEncoder:
                 doc[tag_key] = record.tag
             if "@timestamp" not in doc:
                 doc["@timestamp"] = self.timestamp(record.time_ns)
-            line = _dumps(doc)
+            line = serialize(doc)
             if len(line) > limit:
                 cut = fit_line(doc, limit)
                 if cut is not None:
@@ -124,12 +111,12 @@ def fit_line(doc: dict[str, Any], limit: int) -> bytes | None:
         raw = value.encode("utf-8", "surrogatepass")
         previous = meta.get("original_bytes")
         meta["original_bytes"] = max(len(raw), previous if isinstance(previous, int) else 0)
-        line = _dumps(work)
+        line = dumps_lenient(work)
         keep = len(raw) - (len(line) - limit)
         for _ in range(_MAX_CUT_ROUNDS):
             keep = max(keep, 0)
             work[key] = raw[:keep].decode("utf-8", "ignore")
-            line = _dumps(work)
+            line = dumps_lenient(work)
             excess = len(line) - limit
             if excess <= 0:
                 return line
