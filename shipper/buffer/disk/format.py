@@ -106,18 +106,18 @@ class ScanResult:
         return self.spans[-1][1] if self.spans else 0
 
 
-def _valid_at(data: bytes | memoryview, off: int, size: int) -> int:
-    """End offset of a whole, verified record at ``off``, or -1."""
+def _record_at(data: bytes | memoryview, off: int, size: int) -> bytes | memoryview | None:
+    """The payload of a whole, verified record at ``off`` (a slice of ``data``), or None."""
     if size - off < RECORD_OVERHEAD:
-        return -1
+        return None
     length, crc = _RECORD.unpack_from(data, off)
     end = off + RECORD_OVERHEAD + length
     if end > size:
-        return -1
-    body = data[off + RECORD_OVERHEAD:end]
-    if crc32(body, crc32(data[off:off + 4])) != crc:
-        return -1
-    return end
+        return None
+    payload = data[off + RECORD_OVERHEAD:end]
+    if crc32(payload, crc32(data[off:off + 4])) != crc:
+        return None
+    return payload
 
 
 def _resync(data: bytes | memoryview, off: int, size: int) -> int:
@@ -130,7 +130,7 @@ def _resync(data: bytes | memoryview, off: int, size: int) -> int:
     if size - off >= RECORD_OVERHEAD:
         (length,) = _LENGTH.unpack_from(data, off)
         nxt = off + RECORD_OVERHEAD + length
-        if nxt == size or (off < nxt < size and _valid_at(data, nxt, size) > 0):
+        if nxt == size or (off < nxt < size and _record_at(data, nxt, size) is not None):
             return nxt
     raw = bytes(data) if isinstance(data, memoryview) else data
     budget = _RESYNC_BUDGET
@@ -148,7 +148,7 @@ def _resync(data: bytes | memoryview, off: int, size: int) -> int:
         if p + RECORD_OVERHEAD + length > size:
             continue
         budget -= length + RECORD_OVERHEAD
-        if _valid_at(raw, p, size) > 0:
+        if _record_at(raw, p, size) is not None:
             return p
     return size
 
@@ -161,22 +161,15 @@ def verified_payloads(data: bytes, start: int = HEADER_SIZE) -> list[bytes] | No
     """
     out: list[bytes] = []
     append = out.append
-    unpack = _RECORD.unpack_from
+    record_at = _record_at
     size = len(data)
     off = start
     while off < size:
-        if size - off < RECORD_OVERHEAD:
+        payload = record_at(data, off, size)
+        if payload is None:
             return None
-        length, crc = unpack(data, off)
-        body = off + RECORD_OVERHEAD
-        end = body + length
-        if end > size:
-            return None
-        payload = data[body:end]
-        if crc32(payload, crc32(data[off:off + 4])) != crc:
-            return None
-        append(payload)
-        off = end
+        append(payload)  # type: ignore[arg-type]  # a slice of bytes is bytes
+        off += RECORD_OVERHEAD + len(payload)
     return out
 
 
@@ -186,8 +179,9 @@ def scan(data: bytes | memoryview, start: int = HEADER_SIZE) -> ScanResult:
     size = len(data)
     off = start
     while off < size:
-        end = _valid_at(data, off, size)
-        if end > 0:
+        payload = _record_at(data, off, size)
+        if payload is not None:
+            end = off + RECORD_OVERHEAD + len(payload)
             result.spans.append((off + RECORD_OVERHEAD, end))
             off = end
             continue
