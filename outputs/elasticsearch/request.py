@@ -9,8 +9,6 @@ formatted once per UTC day (not per record), the action-line prefix is cached wi
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import re
 import time
 from collections.abc import Sequence
@@ -20,7 +18,7 @@ import orjson
 
 from outputs.elasticsearch.config import ElasticsearchConfig
 from shipper.compression import gzip_fast
-from shipper.payloads import BodySerializer
+from shipper.payloads import BodySerializer, spans_within
 from shipper.record import Record, format_rfc3339_nanos
 
 NS_PER_SEC = 1_000_000_000
@@ -172,16 +170,7 @@ def body_spans(payloads: Sequence[bytes], max_bytes: int) -> list[tuple[int, int
     decompressed content. A single payload larger than ``max_bytes`` gets a body of its own:
     only the server can say whether it is too large (413).
     """
-    spans: list[tuple[int, int]] = []
-    totals = list(itertools.accumulate(map(len, payloads), initial=0))
-    n = len(payloads)
-    start = 0
-    while start < n:
-        end = bisect.bisect_right(totals, totals[start] + max_bytes, start, n + 1) - 1
-        end = max(end, start + 1)
-        spans.append((start, end))
-        start = end
-    return spans
+    return spans_within(list(map(len, payloads)), max_bytes)
 
 
 def join_body(payloads: Sequence[bytes], compress: bool = False) -> bytes:

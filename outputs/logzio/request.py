@@ -27,7 +27,7 @@ import orjson
 
 from outputs.logzio.config import LogzioConfig
 from shipper.compression import gzip_fast
-from shipper.payloads import BodySerializer, dumps_lenient, right_sized
+from shipper.payloads import BodySerializer, dumps_lenient, right_sized, spans_within
 from shipper.protocols import ItemError
 from shipper.record import Record
 
@@ -151,18 +151,7 @@ def group_bodies(sizes: Sequence[int], max_bytes: int) -> list[tuple[int, int]]:
     A single payload larger than ``max_bytes`` gets a range of its own (``check_line`` keeps
     that from happening, since ``max_line_bytes <= max_request_bytes``).
     """
-    ranges: list[tuple[int, int]] = []
-    start = 0
-    size = 0
-    for i, n in enumerate(sizes):
-        added = n if i == start else n + 1
-        if i > start and size + added > max_bytes:
-            ranges.append((start, i))
-            start, size, added = i, 0, n
-        size += added
-    if start < len(sizes):
-        ranges.append((start, len(sizes)))
-    return ranges
+    return spans_within(sizes, max_bytes, separator=1)  # lines are joined with \n
 
 
 def join_body(payloads: Sequence[bytes], compress: bool = False) -> bytes:

@@ -14,7 +14,6 @@ whole backpressure mechanism. ``drop_newest`` drops what does not fit and counts
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from collections.abc import Awaitable, Generator, Sequence
 from shipper.acks import AckGroup
 from shipper.buffer.config import BufferConfig
 from shipper.metrics import Metrics
+from shipper.payloads import run_end, running_totals
 
 
 class Chunk:
@@ -106,14 +106,12 @@ class MemoryBuffer:
         if self._closed:
             raise RuntimeError(f"buffer of output {self._output!r} is closed")
         limit = self._config.total_limit_bytes
-        # Running byte totals (built in C): every "how many payloads fit" below is one bisect
-        # instead of a Python loop over the payloads.
-        totals = list(itertools.accumulate(map(len, payloads), initial=0))
+        totals = running_totals(map(len, payloads))
         start = 0
         n = len(payloads)
         while start < n:
             free = limit - self._bytes
-            end = bisect.bisect_right(totals, totals[start] + free, start, n + 1) - 1
+            end = run_end(totals, start, n, free)
             if end == start and self._bytes == 0:
                 end = start + 1  # one payload larger than the whole buffer: admit it alone
             if end > start:
@@ -139,7 +137,7 @@ class MemoryBuffer:
             if chunk is None:
                 chunk = self._open = Chunk(next(self._ids), time.monotonic())
             room = cfg.chunk_limit_bytes - chunk.nbytes
-            j = bisect.bisect_right(totals, totals[i] + room, i, end + 1) - 1
+            j = run_end(totals, i, end, room)
             if j == i and not chunk.payloads:
                 j = i + 1  # a payload larger than a chunk gets a chunk of its own
             j = min(j, i + cfg.chunk_limit_records - len(chunk.payloads))

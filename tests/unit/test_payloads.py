@@ -7,7 +7,14 @@ from typing import Any
 
 import orjson
 
-from shipper.payloads import BodySerializer, dumps_lenient, json_lines
+from shipper.payloads import (
+    BodySerializer,
+    dumps_lenient,
+    json_lines,
+    run_end,
+    running_totals,
+    spans_within,
+)
 from shipper.record import Record
 
 
@@ -55,3 +62,22 @@ def test_json_lines_of_records() -> None:
     records = [Record({"log": str(i), "kubernetes": k8s}, i, "t") for i in range(3)]
     assert json_lines(records, newline=True) == [
         b'{"log":"%d","kubernetes":{"pod_name":"p"}}\n' % i for i in range(3)]
+
+
+def test_run_end_finds_the_longest_run_within_a_budget() -> None:
+    totals = running_totals([10, 10, 10, 5])
+    assert totals == [0, 10, 20, 30, 35]
+    assert run_end(totals, 0, 4, 25) == 2
+    assert run_end(totals, 1, 4, 25) == 4  # 10 + 10 + 5
+    assert run_end(totals, 0, 4, 100) == 4
+    assert run_end(totals, 2, 3, 100) == 3  # never past ``stop``
+    assert run_end(totals, 0, 4, 5) == 0  # not even the first fits
+    assert run_end(totals, 1, 4, -1) == 0  # over budget already
+
+
+def test_spans_within_count_separators_and_let_an_oversized_item_stand_alone() -> None:
+    assert spans_within([10, 10, 10, 10, 10], 32, separator=1) == [(0, 3), (3, 5)]
+    assert spans_within([10, 10, 10, 10, 10], 31, separator=1) == [(0, 2), (2, 4), (4, 5)]
+    assert spans_within([10, 10, 10], 30) == [(0, 3)]
+    assert spans_within([5, 50, 5], 20) == [(0, 1), (1, 2), (2, 3)]
+    assert spans_within([], 10) == []
