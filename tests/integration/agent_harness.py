@@ -10,6 +10,7 @@ from pathlib import Path
 
 from shipper.app import Agent, parse_agent_config
 from shipper.config.model import AgentConfig
+from shipper.demo.manifest import Manifest
 
 CONFIG = """\
 state_dir: {state}
@@ -30,6 +31,28 @@ outputs:
 telemetry: {{listen: "127.0.0.1:{telemetry}"}}
 shutdown_deadline_secs: 10
 """
+
+
+class HeldBackFiles:
+    """The second half of a generated node's log files, kept out of the tailed directory.
+
+    A test that restarts or kills an agent "in the middle of the stream" releases them after
+    the restart, so the second run has work however quickly the first one finished.
+    """
+
+    def __init__(self, root: Path, manifest: Manifest, held: Path):
+        later = manifest.files[len(manifest.files) // 2:]
+        self.tailed = root / Path(later[0].symlink).parent
+        self.held = held
+        held.mkdir()
+        for entry in later:
+            (root / entry.symlink).rename(held / Path(entry.symlink).name)
+        #: Records in the files the first run can see.
+        self.first_part = manifest.total_records - sum(entry.records for entry in later)
+
+    def release(self) -> None:
+        for link in self.held.iterdir():
+            link.rename(self.tailed / link.name)
 
 
 def unique_prefix() -> str:
