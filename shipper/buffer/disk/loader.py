@@ -46,9 +46,8 @@ def load_chunk(path: Path, storage: Storage) -> Loaded:
         payloads = verified_payloads(data, HEADER_SIZE)
         if payloads is not None:
             return Loaded(payloads, 0)
+    # A damaged header or record: salvage what verifies, and keep a copy of the original.
     found = scan(data, HEADER_SIZE)
-    if not problem and not found.bad:
-        return Loaded(found.payloads(data), 0)
     target = path.parent / QUARANTINE / f"{path.name}.{time.time_ns()}"
     try:
         storage.write_file(target, data)
