@@ -17,19 +17,25 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
-async def read_request_path(reader: asyncio.StreamReader) -> tuple[str, str] | None:
-    """(method, path without query) of one request; None when the client sent nothing usable."""
+async def read_request(reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> tuple[str, str, str] | None:
+    """(method, path, query) of one GET or HEAD request. None when there is nothing to serve:
+    the connection is then already answered (too large, not GET) or closed (nothing usable)."""
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_SECS)
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
             ConnectionError):
+        writer.close()
         return None
     if len(head) > MAX_REQUEST_BYTES:
+        await respond(writer, 431, b"request too large\n")
         return None
     parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-    if len(parts) < 2:
+    if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
+        await respond(writer, 405, b"only GET\n")
         return None
-    return parts[0], parts[1].partition("?")[0]
+    path, _, query = parts[1].partition("?")
+    return parts[0], path, query
 
 
 async def respond(writer: asyncio.StreamWriter, status: int, body: bytes,
@@ -74,3 +80,11 @@ async def get(host: str, port: int, path: str,
     if len(data) > MAX_RESPONSE_BYTES:
         raise OSError(f"answer from {host}:{port}{path} is larger than {MAX_RESPONSE_BYTES}")
     return int(status_line[1]), body
+
+
+async def respond_probe(writer: asyncio.StreamWriter, problems: list[str], ok: bytes) -> None:
+    """A health probe's answer: 200 with ``ok``, or 503 listing the problems."""
+    if problems:
+        await respond(writer, 503, ("\n".join(problems) + "\n").encode())
+    else:
+        await respond(writer, 200, ok)

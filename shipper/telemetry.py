@@ -23,15 +23,12 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shipper.health import OutputHealth
-from shipper.httpwire import respond
+from shipper.httpwire import read_request, respond, respond_probe
 from shipper.metrics import Metrics
 from shipper.tap.http import serve_tap
 from shipper.tap.hub import Tap
 
 log = logging.getLogger(__name__)
-
-_MAX_REQUEST_BYTES = 8192
-_READ_TIMEOUT_SECS = 5.0
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -115,22 +112,11 @@ class TelemetryServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      tap_only: bool) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_SECS)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                ConnectionError):
-            writer.close()
+        request = await read_request(reader, writer)
+        if request is None:
             return
-        if len(head) > _MAX_REQUEST_BYTES:
-            await respond(writer, 431, b"request too large\n")
-            return
-        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-        parts = request_line.split()
-        if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
-            await respond(writer, 405, b"only GET\n")
-            return
-        path, _, query = parts[1].partition("?")
-        if path == "/tap" and parts[0] == "HEAD":
+        method, path, query = request
+        if path == "/tap" and method == "HEAD":
             await respond(writer, 405, b"/tap is a stream: GET it\n")
         elif path == "/tap" and self._tap is not None and (tap_only or self._tap_address is None):
             task = asyncio.current_task()
@@ -148,23 +134,17 @@ class TelemetryServer:
                 self._before_scrape()
             self.readiness_problems()
             await respond(writer, 200, generate_latest(self._metrics.registry),
-                                CONTENT_TYPE_LATEST)
+                          CONTENT_TYPE_LATEST)
         elif path == "/healthz":
-            await self._answer(writer, self.liveness_problems(), b"ok\n")
+            await respond_probe(writer, self.liveness_problems(), b"ok\n")
         elif path == "/readyz":
-            await self._answer(writer, self.readiness_problems(), b"ready\n")
+            await respond_probe(writer, self.readiness_problems(), b"ready\n")
         elif path == "/tap":
             await respond(writer, 404, b"the tap is off (telemetry.tap.enabled) or on "
-                                             b"its own listener (telemetry.tap.listen)\n")
+                                 b"its own listener (telemetry.tap.listen)\n")
         else:
             await respond(writer, 404, b"not found\n")
 
-    async def _answer(self, writer: asyncio.StreamWriter, problems: list[str],
-                      ok: bytes) -> None:
-        if problems:
-            await respond(writer, 503, ("\n".join(problems) + "\n").encode())
-        else:
-            await respond(writer, 200, ok)
 
 def _bound_port(server: asyncio.Server | None, configured: int) -> int:
     if server is None or not server.sockets:

@@ -98,21 +98,15 @@ class SupervisorTelemetry:
         return merge_exposition(texts, self._metrics.registry.collect())
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await http.read_request_path(reader)
+        request = await http.read_request(reader, writer)
         if request is None:
-            writer.close()
             return
-        method, path = request
-        if method not in ("GET", "HEAD"):
-            await http.respond(writer, 405, b"only GET\n")
-        elif path == "/metrics":
+        _, path, _ = request
+        if path == "/metrics":
             await http.respond(writer, 200, await self.scrape(), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/readyz"):
-            problems = await self.probe(path)
-            if problems:
-                await http.respond(writer, 503, ("\n".join(problems) + "\n").encode())
-            else:
-                await http.respond(writer, 200, b"ok\n" if path == "/healthz" else b"ready\n")
+            await http.respond_probe(writer, await self.probe(path),
+                                     b"ok\n" if path == "/healthz" else b"ready\n")
         elif path == "/tap":
             await http.respond(writer, 404, b"with workers > 1 each worker serves /tap on its "
                                             b"own loopback port (telemetry.json in its state "
