@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -47,16 +46,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def run_agent(config: object) -> None:
-    from shipper.app import Agent
+    from shipper.app import Agent, stop_on_signals
     from shipper.tuning import tune_for_throughput
 
     agent = Agent(config)  # type: ignore[arg-type]
     tune_for_throughput()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await agent.run(stop)
+    await agent.run(stop_on_signals())
 
 
 def cmd_run(args: argparse.Namespace) -> int:

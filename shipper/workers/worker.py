@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from pathlib import Path
 
 from shipper.config.model import AgentConfig
@@ -28,7 +27,7 @@ PARENT_CHECK_SECS = 1.0
 
 async def run_worker(config: AgentConfig, role: WorkerRole) -> None:
     """Run worker ``role`` until SIGTERM/SIGINT or until its supervisor is gone."""
-    from shipper.app import Agent
+    from shipper.app import Agent, stop_on_signals
     from shipper.tuning import tune_for_throughput
 
     own = worker_config(config, role)
@@ -44,10 +43,7 @@ async def run_worker(config: AgentConfig, role: WorkerRole) -> None:
 
     agent = Agent(own, shard=role.shard().owns_real, on_listening=report)
     tune_for_throughput()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     watcher = asyncio.create_task(_watch_parent(stop, os.getppid()))
     try:
         await agent.run(stop)
