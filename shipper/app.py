@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,16 +72,6 @@ _FILTER_FACTORIES: dict[type, Callable[[str, Any, Metrics], Filter]] = {
     JsonMergeConfig: JsonMergeFilter,
     KubernetesMetadataConfig: KubernetesMetadataFilter,
 }
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event that SIGTERM or SIGINT sets: ``Agent.run`` then drains and returns, which is
-    what the kubelet's termination grace period is for."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 def load_agent_config(path: str | Path, environ: Mapping[str, str] | None = None,

@@ -46,7 +46,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def run_agent(config: object) -> None:
-    from shipper.app import Agent, stop_on_signals
+    from shipper.app import Agent
+    from shipper.stopping import stop_on_signals
     from shipper.tuning import tune_for_throughput
 
     agent = Agent(config)  # type: ignore[arg-type]
@@ -95,11 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _single_agent_state(config: AgentConfig) -> None:
     """Bring back the checkpoints and buffers of an earlier ``workers: N`` run (no-op when
     there never was one)."""
-    from shipper.sources.tail.config import TailConfig
-    from shipper.workers.statedir import prepare
+    from shipper.workers.statedir import prepare_for
 
-    tails = [name for name, cfg in config.sources.items() if isinstance(cfg, TailConfig)]
-    prepare(Path(config.state_dir), 1, tails)
+    prepare_for(config, 1)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

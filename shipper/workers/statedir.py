@@ -33,8 +33,10 @@ from pathlib import Path
 import orjson
 
 from shipper.buffer.disk.recovery import SALVAGE_SUFFIX, SEGMENT_SUFFIX, parse_seq, segment_name
+from shipper.config.model import AgentConfig
 from shipper.errors import StorageError
 from shipper.sources.tail.checkpoints import CheckpointStore
+from shipper.sources.tail.config import TailConfig
 from shipper.workers.role import worker_state_dir
 from shipper.workers.shard import shard_of
 
@@ -116,6 +118,12 @@ def _write_marker(state_dir: Path, count: int) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc}") from exc
+
+
+def prepare_for(config: AgentConfig, count: int) -> bool:
+    """``prepare`` for the tail sources of ``config`` in its state directory."""
+    tails = [name for name, cfg in config.sources.items() if isinstance(cfg, TailConfig)]
+    return prepare(Path(config.state_dir), count, tails)
 
 
 def prepare(state_dir: Path, count: int, tail_sources: Iterable[str]) -> bool:

@@ -37,7 +37,7 @@ from pathlib import Path
 from shipper.config.model import AgentConfig
 from shipper.errors import ShipperError
 from shipper.metrics import SupervisorMetrics
-from shipper.sources.tail.config import TailConfig
+from shipper.stopping import stop_on_signals
 from shipper.workers import statedir
 from shipper.workers.role import ENV, WorkerRole, port_file, read_port_file
 from shipper.workers.telemetry import SupervisorTelemetry
@@ -100,9 +100,7 @@ class Supervisor:
 
     async def run(self, stop: asyncio.Event) -> int:
         self._stop = stop
-        tails = [name for name, cfg in self.config.sources.items()
-                 if isinstance(cfg, TailConfig)]
-        await asyncio.to_thread(statedir.prepare, self.state_dir, self.count, tails)
+        await asyncio.to_thread(statedir.prepare_for, self.config, self.count)
         await self.telemetry.start()
         keepers = [asyncio.create_task(self._keep(slot), name=f"worker-{slot.role.index}")
                    for slot in self.slots]
@@ -219,11 +217,7 @@ def run_supervisor(config_path: str, config: AgentConfig) -> int:
     """The ``shipper run`` of ``workers: N > 1``: supervise until SIGTERM/SIGINT."""
 
     async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        return await Supervisor(config_path, config).run(stop)
+        return await Supervisor(config_path, config).run(stop_on_signals())
 
     try:
         return asyncio.run(main())

@@ -27,7 +27,8 @@ PARENT_CHECK_SECS = 1.0
 
 async def run_worker(config: AgentConfig, role: WorkerRole) -> None:
     """Run worker ``role`` until SIGTERM/SIGINT or until its supervisor is gone."""
-    from shipper.app import Agent, stop_on_signals
+    from shipper.app import Agent
+    from shipper.stopping import stop_on_signals
     from shipper.tuning import tune_for_throughput
 
     own = worker_config(config, role)
