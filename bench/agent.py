@@ -9,7 +9,6 @@ is read from its ``/metrics`` endpoint, the same numbers an operator would see.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,14 +18,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from shipper.demo.embedded_es import wait_for_http
 
 DELIVERED_COUNTERS = ("shipper_records_delivered_total", "shipper_records_duplicate_total",
                       "shipper_records_dead_lettered_total")
 FILTER_COUNTER = "shipper_filter_records_total"
 STOP_TIMEOUT_SECS = 60.0
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 BUFFER_YAML = ("{{{extra}chunk_limit_bytes: 4MiB, chunk_limit_records: 10000, "
                "total_limit_bytes: 256MiB, flush_interval_secs: 1, max_in_flight: 2}}")
@@ -71,14 +70,9 @@ class Scrape:
 
     @classmethod
     def parse(cls, text: str) -> Scrape:
-        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if match is None or line.startswith("#"):
-                continue
-            labels = tuple(sorted(_LABEL.findall(match[2] or "")))
-            samples[(match[1], labels)] = float(match[3])
-        return cls(samples)
+        return cls({(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples})
 
     def total(self, name: str) -> float:
         return sum(v for (n, _), v in self.samples.items() if n == name)
