@@ -23,7 +23,7 @@ from shipper.demo.esquery import SearchClient
 from shipper.demo.loggen import generate_node_logs
 from shipper.demo.manifest import Manifest
 from shipper.workers.shard import shard_of
-from tests.integration.agent_harness import unique_prefix
+from tests.integration.agent_harness import config_text, unique_prefix
 from tests.integration.buffer.agent_proc import (
     DAY,
     expected_markers,
@@ -32,28 +32,6 @@ from tests.integration.buffer.agent_proc import (
     wait_for_count,
     wait_healthy,
 )
-
-CONFIG = """\
-workers: 2
-state_dir: {state}
-sources:
-  containers:
-    type: tail
-    include: ["{logs}/*.log"]
-    exclude_own_pod: false
-    refresh_interval_secs: 0.5
-    checkpoint_interval_secs: 0.2
-outputs:
-  es:
-    type: elasticsearch
-    hosts: ["{url}"]
-    logstash_prefix: {prefix}
-    template_name: {prefix}
-    buffer: {{chunk_limit_records: 200, flush_interval_secs: 0.2, retry_initial_secs: 0.05,
-              retry_max_secs: 0.5}}
-telemetry: {{listen: "127.0.0.1:{port}"}}
-shutdown_deadline_secs: 10
-"""
 
 
 class Node:
@@ -67,8 +45,8 @@ class Node:
         self.prefix = unique_prefix()
         self.port = free_loopback_port()
         self.cfg = root / "shipper.yaml"
-        self.cfg.write_text(CONFIG.format(state=self.state, logs=self.logs, url=es_url,
-                                          prefix=self.prefix, port=self.port))
+        self.cfg.write_text("workers: 2\n" + config_text(self.state, self.logs, es_url,
+                                                          self.prefix, self.port))
         self.log = root / "agent.log"
         self.es = SearchClient(es_url)
 
