@@ -155,7 +155,7 @@ class DiskBuffer:
 
     @property
     def chunk_count(self) -> int:
-        return len(self._ready) + len(self._in_flight) + (1 if self._writer.open else 0)
+        return len(self._ready) + len(self._in_flight) + (1 if self._writer.open is not None else 0)
 
     @property
     def empty(self) -> bool:
@@ -233,6 +233,8 @@ class DiskBuffer:
         if chunk.count:
             self._ready.append(chunk)
             self._changed.set()
+        else:  # a header-only segment carries nothing: housekeeping deletes it
+            self._undeleted.append(chunk)
 
     def _grown(self, n: int) -> None:
         self._bytes += n
@@ -378,6 +380,7 @@ class DiskBuffer:
     async def _retry_deletions(self) -> None:
         pending, self._undeleted = self._undeleted, []
         for chunk in pending:
+            await self._syncer.forget(chunk)  # an empty sealed segment may still be tracked
             try:
                 await asyncio.to_thread(self._delete, chunk.path)
             except OSError as exc:

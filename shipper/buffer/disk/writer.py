@@ -43,9 +43,12 @@ class SegmentWriter:
         self.next_seq = 1
 
     def plan(self, payloads: Sequence[bytes], start: int, free: int) -> tuple[bool, int]:
+        # ``is not None``, not truthiness: ``len(chunk)`` is its record count, and an open
+        # segment still empty after a failed write must be appended to, not replaced (each
+        # retry would leave one more header-only segment behind).
         cfg, cur = self._config, self.open
-        return plan_run(payloads, start, open_size=cur.nbytes if cur else None,
-                        open_count=cur.count if cur else 0, free=free,
+        return plan_run(payloads, start, open_size=cur.nbytes if cur is not None else None,
+                        open_count=cur.count if cur is not None else 0, free=free,
                         chunk_limit_bytes=cfg.chunk_limit_bytes,
                         chunk_limit_records=cfg.chunk_limit_records)
 

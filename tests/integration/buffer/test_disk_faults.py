@@ -120,3 +120,39 @@ async def test_a_failed_delete_keeps_the_bytes_counted_and_is_retried(tmp_path):
     await until(lambda: buf.bytes_used == 0, "the retried deletion")
     assert segments(tmp_path) == []
     await buf.shutdown()
+
+
+class FailRecordWrites(FaultyStorage):
+    """Segment creation works, appending records fails: the open segment stays empty."""
+
+    def __init__(self, fails: int, code: int = errno.ENOSPC) -> None:
+        super().__init__()
+        self.fails = fails
+        self.code = code
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        if offset > 0 and self.fails > 0:
+            self.fails -= 1
+            raise OSError(self.code, "injected")
+        super().pwrite(fd, data, offset)
+
+
+async def test_failed_writes_into_an_empty_segment_reuse_it_instead_of_leaking_segments(
+        tmp_path):
+    storage, metrics = FailRecordWrites(fails=6), Metrics()
+    buf = new_buffer(tmp_path, metrics, storage=storage)
+    await buf.open()
+    await asyncio.wait_for(buf.put(records(3), None), 10)
+    assert storage.fails == 0, "every injected failure was hit"
+    assert storage_errors(metrics, "write") == 6
+    assert len(segments(tmp_path)) == 1, "the empty segment is reused, not sealed and leaked"
+    assert stored_payloads(tmp_path) == records(3)
+    buf.close()
+    chunk = await asyncio.wait_for(buf.get(), 5)
+    assert chunk is not None and chunk.payloads == records(3)
+    await buf.settle(chunk)
+    assert await asyncio.wait_for(buf.get(), 5) is None
+    assert segments(tmp_path) == []
+    assert buf.bytes_used == 0
+    assert counter(metrics, "shipper_buffer_bytes") == 0
+    await buf.shutdown()
