@@ -5,6 +5,14 @@ output the batch is routed to; each output's buffer releases its hold when the r
 safe there (fsynced into a disk buffer, or delivered / dead-lettered when the buffer is in
 memory). When the last hold is released the source's callback runs, and only then may the
 source advance its checkpoint or answer a forward ``ack``. Nothing else writes progress.
+
+A batch ends in exactly one of two ways, decided in one place (``Pipeline.emit``): it reached
+every buffer it was routed to, and the pipeline seals the group; or fan-out was cut
+short (cancelled at the shutdown deadline while a full buffer blocked ``put``, or an
+exception), and the pipeline abandons it. An abandoned group never becomes safe, even if
+the buffers later release every hold they took: the part of the batch that never entered a
+buffer would otherwise be acknowledged, and lost. Its records are read (or sent by the
+client) again; what did reach a buffer comes back under the same ids and is answered 409.
 """
 
 from __future__ import annotations
@@ -15,18 +23,23 @@ from collections.abc import Callable
 class AckGroup:
     """Counts outstanding holds on one batch and calls ``on_safe`` exactly once at zero."""
 
-    __slots__ = ("_done", "_on_safe", "_pending", "dropped")
+    __slots__ = ("_abandoned", "_done", "_on_safe", "_pending", "dropped")
 
     def __init__(self, on_safe: Callable[[AckGroup], None] | None = None) -> None:
         # The creator holds one reference until ``seal`` so fan-out cannot resolve it early.
         self._pending = 1
         self._on_safe = on_safe
         self._done = False
+        self._abandoned = False
         self.dropped = 0
 
     @property
     def done(self) -> bool:
         return self._done
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
 
     def hold(self, n: int = 1) -> None:
         if self._done:
@@ -37,7 +50,7 @@ class AckGroup:
         self._pending -= n
         if self._pending < 0:
             raise RuntimeError("AckGroup released more often than held")
-        if self._pending == 0 and not self._done:
+        if self._pending == 0 and not self._done and not self._abandoned:
             self._done = True
             if self._on_safe is not None:
                 self._on_safe(self)
@@ -45,3 +58,13 @@ class AckGroup:
     def seal(self) -> None:
         """Drop the creator's hold: called by the pipeline after fan-out."""
         self.release(1)
+
+    def abandon(self) -> None:
+        """Fan-out was cut short: this group must never become safe (see the module doc).
+
+        The creator's hold is kept, so later releases by the buffers cannot resolve it;
+        abandoning a group that already resolved is a bug in the caller.
+        """
+        if self._done:
+            raise RuntimeError("AckGroup already resolved")
+        self._abandoned = True

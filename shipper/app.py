@@ -240,7 +240,10 @@ class Agent:
         await _close_filters(self.filters)
         await self.telemetry.close()
         log.info("agent stopped", extra={"event": "agent_stopped",
-                                         "undelivered_bytes": undelivered})
+                                         "undelivered_bytes": undelivered,
+                                         # not acknowledged: read again at the next start
+                                         "unacknowledged_records":
+                                             self.pipeline.abandoned_records})
 
 
 async def _start_filters(filters: list[Filter]) -> None:

@@ -3,7 +3,9 @@
 ``emit`` is what sources call. It runs the synchronous filter chain on the whole batch, lets
 each matching output encode its share once, and awaits each buffer's ``put`` — which waits
 while that buffer is full, so a slow output slows the sources down instead of growing memory.
-The batch's ack group is held by every buffer it entered and sealed here, after fan-out.
+The batch's ack group is held by every buffer it entered. This is the one place that decides
+how a batch ends: sealed once every route's ``put`` returned, abandoned (never safe) if the
+filters, an encoder or a ``put`` raised or was cancelled (``shipper.acks``).
 Between the filters and the fan-out the traffic tap, when someone listens, sees the records
 (``shipper.tap``); with no subscriber it costs one attribute read per batch.
 """
@@ -91,20 +93,31 @@ class Pipeline:
         self._filters = list(filters)
         self._routes = list(routes)
         self._tap = tap
+        # Batches whose fan-out was cut short: never acknowledged, read again after a restart.
+        self.abandoned_batches = 0
+        self.abandoned_records = 0
 
     async def emit(self, batch: Batch) -> None:
-        records = batch.records
-        for f in self._filters:
-            records = f.process(records)
-        tap = self._tap
-        if tap is not None and tap.active:
-            tap.offer(records)  # never raises, never waits
+        group = batch.ack
         try:
+            records = batch.records
+            for f in self._filters:
+                records = f.process(records)
+            tap = self._tap
+            if tap is not None and tap.active:
+                tap.offer(records)  # never raises, never waits
             for route in self._routes:
                 selected = route.select(records)
                 if selected:
                     payloads = route.output.encode(selected)
-                    await route.buffer.put(payloads, batch.ack)
-        finally:
-            if batch.ack is not None:
-                batch.ack.seal()
+                    await route.buffer.put(payloads, group)
+        except BaseException:
+            # Cut short (cancelled while a full buffer blocked, or an error): some records
+            # never reached some buffer, so the batch must never count as safe.
+            if group is not None:
+                group.abandon()
+                self.abandoned_batches += 1
+                self.abandoned_records += len(batch.records)
+            raise
+        if group is not None:
+            group.seal()
