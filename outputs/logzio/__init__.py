@@ -277,9 +277,11 @@ class LogzioOutput:
         self._lines["malformed"].inc(counts.malformed)
         self._lines["oversized"].inc(counts.oversized)
         self._lines["empty"].inc(counts.empty)
-        log.warning("output %s: the listener refused %d of %d lines (%s); they are in the "
-                    "dead-letter store, the stored lines are not resent", self.name,
-                    n_sent - counts.accepted_of(n_sent), n_sent, counts,
+        accepted = counts.accepted_of(n_sent)
+        log.warning("output %s: the listener stored %d of %d lines and refused %d (%s) "
+                    "without saying which; nothing is resent, and the lines it may have "
+                    "refused are in the dead-letter store", self.name, accepted, n_sent,
+                    n_sent - accepted, counts,
                     extra={"event": "logzio_lines_refused", "output": self.name})
 
     def _observe(self, outcome: Outcome) -> None:

@@ -7,8 +7,9 @@ marks the agent's ``/readyz`` from the same ``http_status``; this object adds th
 logs and tests.
 
 ``lines`` accumulates what the listener said about the lines it received: every line of a
-200 is ``successful``; a 400 adds its own counts. It is the ground truth to compare with the
-delivered and dead-lettered counters, which for a 400 rest on a best guess of which lines.
+200 is ``successful``; a 400 adds its own counts. The record counters cannot be that exact for
+a 400 that stored some lines: which ones is unknown, so all of that request's lines are
+dead-lettered (``logzio_unidentified``) and these counts say how many of them were stored.
 """
 
 from __future__ import annotations

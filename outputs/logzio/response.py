@@ -4,12 +4,13 @@ one is passed for ``Retry-After`` dates.
 - 2xx: every line delivered.
 - 400: the listener stored the valid lines and only counts the others
   (``{"malformedLines", "successfulLines", "oversizedLines", "emptyLogLines"}``). Resending
-  would duplicate the stored lines, so nothing is retried: ``successfulLines`` lines are
-  DELIVERED and the rest REJECTED into the dead-letter store. The body does not say which
-  lines were refused, so the most likely culprits are chosen (``allocate``): lines that are
-  empty or have an empty message for ``emptyLogLines``, lines that are not a JSON object for
-  ``malformedLines``, the largest lines for ``oversizedLines`` and for any count left over.
-  The numbers are exact; the choice of lines is the best guess, and each dead letter says so.
+  would duplicate the stored lines, so nothing is retried. The body does not say which lines
+  were refused, and resending subsets to find out would store the valid lines again, so no
+  line is ever presented as a culprit on a guess (``bad_request_outcome``): when the counts
+  settle every line (all stored, or all refused) the statuses say so; otherwise every line of
+  the request is REJECTED into the dead-letter store with type ``logzio_unidentified`` and a
+  reason that says how many of them the listener stored. The listener's counts themselves are
+  exported exactly by the output (``shipper_logzio_lines_total``).
   A 400 without readable counts rejects every line (kept in the dead-letter store, never
   resent: some lines may have been stored).
 - 401/403 (``Logging token is missing`` / ``Logging token is not valid``): RETRY everything,
@@ -158,68 +159,37 @@ def classify(http_status: int, body: bytes, payloads: Sequence[bytes],
     return Outcome.all(n, Status.RETRY, error, retry_after=retry_after, http_status=http_status)
 
 
+UNIDENTIFIED = "logzio_unidentified"
+
+
 def bad_request_outcome(payloads: Sequence[bytes], counts: LineCounts) -> Outcome:
-    """DELIVERED for the stored lines, REJECTED (with why) for the chosen culprits."""
+    """Statuses for a 400 with line counts, using only what the counts prove.
+
+    Every line stored (``successfulLines`` covers the request): DELIVERED. None stored:
+    every line REJECTED, with the refusal kind when the counts name only one. Otherwise the
+    listener stored some lines without saying which: every line is REJECTED with type
+    ``logzio_unidentified`` (none is resent, so none is duplicated), and each dead letter
+    says how many lines of its request the listener stored.
+    """
     n = len(payloads)
-    statuses = [Status.DELIVERED] * n
-    errors: dict[int, ItemError] = {}
-    for index, kind, why in allocate(payloads, counts):
-        statuses[index] = Status.REJECTED
-        errors[index] = ItemError(
-            400, f"logzio_{kind}",
-            f"the listener refused {n - counts.accepted_of(n)} of {n} lines ({counts}) "
-            f"without naming them; this line was counted as {kind} because it {why}")
-    return Outcome(statuses, errors, None, 0, BAD_REQUEST)
-
-
-def allocate(payloads: Sequence[bytes], counts: LineCounts) -> list[tuple[int, str, str]]:
-    """``(index, kind, why)`` for exactly ``n - accepted`` lines, the likeliest first."""
-    n = len(payloads)
-    budget = n - counts.accepted_of(n)
-    if budget <= 0:
-        return []
-    largest = sorted(range(n), key=lambda i: (-len(payloads[i]), i))
-    parsed = [_parse(p) for p in payloads]
-    empties = [i for i in range(n) if _is_empty(payloads[i], parsed[i])]
-    malformed = [i for i in range(n) if parsed[i] is None and payloads[i].strip()]
-    plan = [
-        ("empty", counts.empty, empties, "is empty or has an empty message"),
-        ("malformed", counts.malformed, malformed, "is not a JSON object"),
-        ("oversized", counts.oversized, largest, "is among the largest lines"),
-    ]
-    chosen: dict[int, tuple[str, str]] = {}
-    for kind, count, suspects, why in plan:
-        want = min(count, budget - len(chosen))
-        for pool, reason in ((suspects, why), (largest, "is among the largest lines")):
-            for i in pool:
-                if want <= 0:
-                    break
-                if i not in chosen:
-                    chosen[i] = (kind, reason)
-                    want -= 1
-    for i in largest:  # counts that do not add up: the rest are unaccounted for
-        if len(chosen) >= budget:
-            break
-        if i not in chosen:
-            chosen[i] = ("unaccounted", "is among the largest lines")
-    return [(i, kind, why) for i, (kind, why) in sorted(chosen.items())]
-
-
-def _parse(payload: bytes) -> dict[str, object] | None:
-    try:
-        value = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _is_empty(payload: bytes, parsed: dict[str, object] | None) -> bool:
-    if not payload.strip():
-        return True
-    if parsed is None:
-        return False
-    message = parsed.get("message")
-    return message is None or (isinstance(message, str) and not message.strip())
+    accepted = counts.accepted_of(n)
+    if accepted >= n:
+        return Outcome.all(n, Status.DELIVERED, http_status=BAD_REQUEST)
+    if accepted == 0:
+        kinds = [kind for kind, count in (("malformed", counts.malformed),
+                                          ("oversized", counts.oversized),
+                                          ("empty", counts.empty)) if count]
+        kind = f"logzio_{kinds[0]}" if len(kinds) == 1 else "logzio_refused"
+        error = ItemError(400, kind, f"the listener refused every line of this request "
+                                     f"({n} lines; {counts})")
+        return Outcome.all(n, Status.REJECTED, error, http_status=BAD_REQUEST)
+    error = ItemError(
+        400, UNIDENTIFIED,
+        f"the listener stored {accepted} of {n} lines of this request and refused "
+        f"{n - accepted} ({counts}); it does not say which were refused, so every line of "
+        f"the request is in the dead-letter store: {accepted} of them are already in Logz.io "
+        "and resending them would duplicate those")
+    return Outcome.all(n, Status.REJECTED, error, http_status=BAD_REQUEST)
 
 
 def combine(n: int, parts: Sequence[tuple[Sequence[int], Outcome]],

@@ -56,7 +56,7 @@ async def test_a_chunk_is_split_into_bodies_within_max_request_bytes(
     assert len(listener.messages()) == 40
 
 
-async def test_400_counts_are_accounted_exactly_and_stored_lines_are_not_resent(
+async def test_400_counts_are_exported_exactly_and_no_line_is_named_on_a_guess(
         tmp_path: Path) -> None:
     # A listener with a lower line limit than ours stands in for a line it counts as
     # oversized that our own check let through.
@@ -70,18 +70,22 @@ async def test_400_counts_are_accounted_exactly_and_stored_lines_are_not_resent(
         assert strict.statuses() == [400]
         assert len(strict.stored) == 20
         assert len(set(strict.messages())) == 20
-    assert h.value("shipper_records_delivered_total") == 20
-    assert h.value("shipper_records_dead_lettered_total", reason="logzio_oversized") == 4
+    # The listener did not say which 4 lines it refused: every line of the request is a
+    # dead letter flagged as such, and the listener's own counts are exported as they are.
+    assert h.value("shipper_records_delivered_total") == 0
+    assert h.value("shipper_records_dead_lettered_total", reason="logzio_unidentified") == 24
+    assert h.value("shipper_records_retried_total", reason="4xx") == 0
     assert h.value("shipper_logzio_lines_total", kind="successful") == 20
     assert h.value("shipper_logzio_lines_total", kind="oversized") == 4
     assert h.value("shipper_logzio_lines_total", kind="malformed") == 0
     assert h.output.health.lines == {"successful": 20, "malformed": 0, "oversized": 4,
                                      "empty": 0}
     letters = [json.loads(line) for line in h.dead_letter_lines()]
-    assert sorted(d["record"]["message"][:9] for d in letters) == \
-        ["big-00000", "big-00001", "big-00002", "big-00003"]
-    assert all(d["error"]["type"] == "logzio_oversized" for d in letters)
-    assert all("refused 4 of 24 lines" in d["error"]["reason"] for d in letters)
+    assert sorted(d["record"]["message"].split(" ")[0] for d in letters) == sorted(
+        [f"line-{i:05d}" for i in range(20)] + [f"big-{i:05d}" for i in range(4)])
+    assert all(d["error"]["type"] == "logzio_unidentified" for d in letters)
+    assert all("stored 20 of 24 lines of this request" in d["error"]["reason"]
+               for d in letters)
 
 
 async def test_413_halves_the_request_until_each_part_fits(tmp_path: Path) -> None:

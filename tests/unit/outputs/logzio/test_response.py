@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from outputs.logzio.response import (
+    UNIDENTIFIED,
     LineCounts,
-    allocate,
     classify,
     combine,
     needs_split,
@@ -39,41 +39,44 @@ def test_200_delivers_every_line() -> None:
     assert outcome.http_status == 200
 
 
-def test_400_marks_exactly_the_refused_count_rejected_and_resends_nothing() -> None:
+def test_400_that_stored_some_lines_dead_letters_every_line_and_names_no_culprit() -> None:
+    # The two largest lines look like the oversized ones, but the listener did not say so:
+    # no line may be presented as refused on a guess, and none is resent (no duplicates).
     payloads = [line("a"), line("big", 5000), line("b"), line("bigger", 9000), line("c")]
     outcome = classify(400, counts_body(successful=3, oversized=2), payloads)
-    assert outcome.statuses == [D, X, D, X, D]  # the two largest lines are the suspects
-    assert R not in outcome.statuses
-    assert outcome.errors[1].type == "logzio_oversized"
-    assert "refused 2 of 5 lines" in outcome.errors[1].reason
-    assert "successfulLines=3" in outcome.errors[3].reason
+    assert outcome.statuses == [X] * 5
     assert outcome.http_status == 400
+    assert {e.type for e in outcome.errors.values()} == {UNIDENTIFIED}
+    assert sorted(outcome.errors) == [0, 1, 2, 3, 4]
+    reason = outcome.errors[0].reason
+    assert "stored 3 of 5 lines of this request" in reason
+    assert "does not say which were refused" in reason
+    assert "successfulLines=3" in reason and "oversizedLines=2" in reason
 
 
-def test_400_suspects_empty_messages_and_non_objects_first() -> None:
-    payloads = [line("big", 8000), line(""), b"[1,2]", line("ok"), line("   ")]
-    outcome = classify(400, counts_body(successful=2, malformed=1, empty=2), payloads)
-    assert outcome.statuses == [D, X, X, D, X]
-    assert outcome.errors[1].type == "logzio_empty"
-    assert outcome.errors[4].type == "logzio_empty"
-    assert outcome.errors[2].type == "logzio_malformed"
-    assert "not a JSON object" in outcome.errors[2].reason
+def test_400_that_stored_nothing_rejects_every_line_with_the_one_kind_counted() -> None:
+    payloads = [line("a"), b"[1,2]", line("b")]
+    malformed = classify(400, counts_body(successful=0, malformed=3), payloads)
+    assert malformed.statuses == [X, X, X]
+    assert {e.type for e in malformed.errors.values()} == {"logzio_malformed"}
+    assert "refused every line" in malformed.errors[0].reason
+    mixed = classify(400, counts_body(successful=0, malformed=1, empty=2), payloads)
+    assert mixed.statuses == [X, X, X]
+    assert {e.type for e in mixed.errors.values()} == {"logzio_refused"}
 
 
-def test_400_counts_that_do_not_add_up_leave_the_rest_unaccounted() -> None:
-    payloads = [line("a", 10), line("b", 300), line("c", 20), line("d", 40)]
-    outcome = classify(400, counts_body(successful=1, malformed=1), payloads)
-    assert outcome.statuses.count(D) == 1
-    assert outcome.statuses.count(X) == 3
-    kinds = sorted(e.type for e in outcome.errors.values())
-    assert kinds == ["logzio_malformed", "logzio_unaccounted", "logzio_unaccounted"]
-    assert outcome.statuses[0] == D  # the smallest line is the one assumed stored
+def test_400_whose_successful_count_covers_the_request_delivers_every_line() -> None:
+    # e.g. the listener also counted an empty line of its own making
+    outcome = classify(400, counts_body(successful=2, empty=1), [line("a"), line("b")])
+    assert outcome.statuses == [D, D]
+    assert outcome.errors == {}
 
 
 def test_400_without_successful_lines_derives_it_from_the_refusals() -> None:
     body = orjson.dumps({"oversizedLines": 1})
     outcome = classify(400, body, [line("a"), line("b", 900)])
-    assert outcome.statuses == [D, X]
+    assert outcome.statuses == [X, X]
+    assert "stored 1 of 2 lines" in outcome.errors[1].reason
 
 
 def test_400_without_counts_rejects_everything_rather_than_risk_duplicates() -> None:
@@ -135,13 +138,6 @@ def test_parse_line_counts() -> None:
     assert parse_line_counts(b'{"successfulLines": "3"}') is None
     assert parse_line_counts(b"") is None
     assert parse_line_counts(b"[]") is None
-
-
-def test_allocate_never_picks_more_than_the_refused_count() -> None:
-    payloads = [line(str(i), i * 10) for i in range(10)]
-    chosen = allocate(payloads, LineCounts(7, 5, 5, 5))
-    assert len(chosen) == 3
-    assert allocate(payloads, LineCounts(10, 0, 0, 0)) == []
 
 
 def test_parse_retry_after() -> None:
