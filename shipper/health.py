@@ -6,6 +6,9 @@ Two different questions, two probes:
 * **Ready** (``problem``): not ready while credentials are rejected, or while the output holds
   data and has delivered nothing for ``stall_after_secs``. An outage makes the agent
   not ready, which is what an alert should see; restarting would not help.
+* **Storage** (``storage_failed``): a dead letter or buffer write that fails (ENOSPC, EIO,
+  EACCES) makes the output not ready at once, with the reason, until it succeeds again:
+  delivery waits for it like for an unreachable output, and an operator has to free space.
 * **Alive** (``stuck``): dead when the output holds data and no delivery *attempt* has ended
   at all, successful or not, for ``stuck_after_secs``. During an outage attempts keep
   failing, so the agent stays alive and keeps its buffer; a pipeline that stopped trying
@@ -30,10 +33,12 @@ class OutputHealth:
                  has_backlog: Callable[[], bool] | None = None,
                  clock: Callable[[], float] = time.monotonic, *,
                  backlog_age: Callable[[], float] | None = None,
-                 stuck_after_secs: float = 0.0) -> None:
+                 stuck_after_secs: float = 0.0,
+                 storage_problem: Callable[[], str | None] | None = None) -> None:
         """``backlog_age``: seconds the oldest buffered data has waited (0 when empty); when
         only ``has_backlog`` is given, data is assumed to have waited forever.
-        ``stuck_after_secs`` 0 turns the liveness check off."""
+        ``stuck_after_secs`` 0 turns the liveness check off. ``storage_problem``: the
+        buffer's current storage fault, if it has storage (the disk buffer)."""
         self.name = name
         self._stall_after = stall_after_secs
         self._stuck_after = stuck_after_secs
@@ -47,6 +52,16 @@ class OutputHealth:
         self.last_attempt = self.last_success
         self.credentials_rejected = False
         self.last_error = ""
+        self._storage_problem = storage_problem
+        self.storage_faults: dict[str, str] = {}  # component -> its current error
+
+    def storage_failed(self, component: str, error: str) -> None:
+        """A write of ``component`` failed; a failed attempt is still an attempt (alive)."""
+        self.last_attempt = self._clock()
+        self.storage_faults[component] = error
+
+    def storage_recovered(self, component: str) -> None:
+        self.storage_faults.pop(component, None)
 
     def record_success(self) -> None:
         self.last_success = self.last_attempt = self._clock()
@@ -70,6 +85,12 @@ class OutputHealth:
         """Why this output is not ready, or ``None``."""
         if self.credentials_rejected:
             return f"output {self.name}: credentials rejected ({self.last_error})"
+        if self.storage_faults:
+            component, error = next(iter(self.storage_faults.items()))
+            return f"output {self.name}: {component} cannot be written ({error})"
+        buffer_problem = self._storage_problem() if self._storage_problem else None
+        if buffer_problem:
+            return f"output {self.name}: disk buffer cannot be written ({buffer_problem})"
         since = self.stalled_for()
         if since > self._stall_after:
             detail = f": {self.last_error}" if self.last_error else ""

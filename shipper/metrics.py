@@ -65,6 +65,11 @@ class Metrics:
             "shipper_buffer_storage_errors",
             "Disk buffer I/O failures (ENOSPC, EIO...); inputs pause until they clear",
             ["output", "op"], registry=r)
+        self.storage_errors = Counter(
+            "shipper_storage_errors",
+            "Failures to write persistent state other than the disk buffer (component: "
+            "dead_letter...), by step; retried with backoff, nothing is settled meanwhile",
+            ["component", "output", "op"], registry=r)
         self.oldest_unacked_age = Gauge(
             "shipper_oldest_unacked_age_seconds", "Age of the oldest undelivered chunk",
             ["output"], registry=r)
