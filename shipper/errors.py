@@ -6,6 +6,8 @@ Third-party exceptions are translated at the boundary where they occur and chain
 
 from __future__ import annotations
 
+import ssl
+
 
 class ShipperError(Exception):
     """Base of every error shipper raises on purpose."""
@@ -90,6 +92,33 @@ class OutputRetryableError(OutputError):
 
 class OutputCredentialsError(OutputRetryableError):
     """The server rejected our credentials (401/403): keep the data, alert, retry slowly."""
+
+
+class OutputTLSError(OutputRetryableError):
+    """The server's certificate failed verification (unknown CA, wrong host name, expired).
+
+    A configuration problem like rejected credentials: the output is not ready at once, with
+    the reason, and keeps retrying, because the CA bundle or the certificate may be fixed.
+    """
+
+
+#: ``ItemError.type`` of a payload that was not sent because the certificate was refused.
+TLS_ERROR_TYPE = "tls_error"
+
+
+def tls_verify_failure(exc: BaseException) -> str | None:
+    """``"certificate verify failed: <why>"`` when ``exc`` was caused by the server's
+    certificate failing verification (anywhere in its cause chain), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            why = current.verify_message or current.reason or str(current)
+            return f"certificate verify failed: {why}"
+        nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__ or (nested[0] if nested else None)
+    return None
 
 
 class OutputPermanentError(OutputError):

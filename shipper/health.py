@@ -51,6 +51,7 @@ class OutputHealth:
         self.last_success = clock()
         self.last_attempt = self.last_success
         self.credentials_rejected = False
+        self.tls_rejected = False
         self.last_error = ""
         self._storage_problem = storage_problem
         self.storage_faults: dict[str, str] = {}  # component -> its current error
@@ -66,12 +67,18 @@ class OutputHealth:
     def record_success(self) -> None:
         self.last_success = self.last_attempt = self._clock()
         self.credentials_rejected = False
+        self.tls_rejected = False
         self.last_error = ""
 
-    def record_failure(self, error: str, credentials_rejected: bool = False) -> None:
+    def record_failure(self, error: str, credentials_rejected: bool = False, *,
+                       tls_rejected: bool = False) -> None:
+        """A failed attempt. ``credentials_rejected`` and ``tls_rejected`` (the server's
+        certificate failed verification) are configuration problems: not ready at once,
+        until an attempt ends otherwise."""
         self.last_attempt = self._clock()
         self.last_error = error
         self.credentials_rejected = credentials_rejected
+        self.tls_rejected = tls_rejected
 
     def stalled_for(self) -> float:
         """Seconds data has been waiting without any successful delivery (0 when empty)."""
@@ -85,6 +92,9 @@ class OutputHealth:
         """Why this output is not ready, or ``None``."""
         if self.credentials_rejected:
             return f"output {self.name}: credentials rejected ({self.last_error})"
+        if self.tls_rejected:
+            error = self.last_error.removeprefix(f"output {self.name}: ")
+            return f"output {self.name}: TLS certificate rejected ({error})"
         if self.storage_faults:
             component, error = next(iter(self.storage_faults.items()))
             return f"output {self.name}: {component} cannot be written ({error})"
