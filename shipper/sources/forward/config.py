@@ -38,6 +38,8 @@ def _check_tag_part(value: str | None) -> str | None:
 # The record field that carries a shipper document id from one shipper to the next.
 ID_KEY = "_shipper_id"
 MAX_ID_CHARS = 512
+# Records nested deeper than this are refused (hardened msgpack decoders use similar bounds).
+DEFAULT_MAX_NESTING_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -206,8 +208,26 @@ Elasticsearch answers 409 instead of storing them twice.
     max_connections: int = field(default=256, metadata={
         "doc": "Open connections at most; more are closed at once and counted.",
         "check": checks.positive})
-    idle_timeout_secs: Seconds = field(default=30.0, metadata={
-        "doc": "Close a connection that sent nothing for this long and waits for no ack.",
+    max_connections_per_address: int = field(default=128, metadata={
+        "doc": "Open connections from one client IP address at most, so one host cannot take "
+               "every slot; more are closed at once and counted (`per_address_limit`). Many "
+               "clients behind one NAT address share this.",
+        "check": checks.positive})
+    idle_timeout_secs: Seconds = field(default=3600.0, metadata={
+        "doc": "Close a connection that sent nothing for this long and waits for no ack. "
+               "Idle between complete requests is normal for fluent-logger clients and the "
+               "Docker log driver, which keep one connection open, so this is long; dead "
+               "peers are also found by TCP keepalive.",
+        "check": checks.positive})
+    frame_timeout_secs: Seconds = field(default=30.0, metadata={
+        "doc": "A request (and the handshake) must arrive completely within this long of "
+               "waiting for its bytes, counted from its first byte; a client trickling a "
+               "request byte by byte is closed (`slow_frame`). Time the server spends "
+               "applying backpressure does not count. Also the TLS handshake timeout.",
+        "check": checks.positive})
+    max_nesting_depth: int = field(default=DEFAULT_MAX_NESTING_DEPTH, metadata={
+        "doc": "Deepest nesting of maps and arrays in a record (the record itself is level "
+               "1); a deeper record closes the connection (`too_deep`) without an ack.",
         "check": checks.positive})
     max_batch_records: int = field(default=2000, metadata={
         "doc": "Most records per emitted batch; a large request is emitted in several batches "

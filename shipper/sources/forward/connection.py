@@ -9,6 +9,12 @@ pipeline resolves their ack groups); a parent ``AckGroup`` fans the batches in. 
 failed half-way (malformed tail, connection lost, shutdown) is never acknowledged, so the
 client resends it, and the deterministic document ids absorb what had already been emitted.
 
+Hostile clients cost bounded time and memory: a frame must arrive within
+``frame_timeout_secs`` of waiting for its bytes (time spent emitting does not count, so
+backpressure never trips it), replies a client does not read are capped, a chunk id the ack
+could not echo is refused up front, and any unexpected error closes this connection only
+(counted as ``internal_error``), never the server.
+
 Acks may be due after the client stopped sending, after the source stopped reading, or after
 malformed bytes followed good requests: the connection then *lingers* (socket open, no reads)
 until its last ack is written or the source closes, so a client waiting for acks during a
@@ -38,6 +44,7 @@ from shipper.sources.forward.config import ForwardConfig
 from shipper.sources.forward.decoder import (
     JsonFramer,
     MsgpackFramer,
+    check_chunk,
     parse_request,
     unpack_frame,
 )
@@ -48,13 +55,18 @@ log = logging.getLogger(__name__)
 
 READ_BYTES = 64 * 1024
 MAX_PING_BYTES = 64 * 1024
-# A client that stops reading its acks must not make us buffer without bound.
-MAX_UNREAD_REPLY_BYTES = 1024 * 1024
+# A client that stops reading its acks must not make us buffer without bound: an ack is a few
+# dozen bytes, so this is thousands of acks the client never read.
+MAX_UNREAD_REPLY_BYTES = 256 * 1024
 _JSON_START = frozenset(b"{[")
 
 
 class _Idle(Exception):
     """Nothing was received for idle_timeout_secs and no ack is due."""
+
+
+class _SlowFrame(Exception):
+    """A started frame (or the handshake) did not complete within frame_timeout_secs."""
 
 
 @dataclass
@@ -91,6 +103,7 @@ class Connection:
         self.task: asyncio.Task[None] | None = None
         self._json = False
         self._closed = False
+        self._partial_waited = 0.0  # seconds spent waiting for the rest of a started frame
         m = ctx.metrics
         self._m_records = m.records_read.labels(ctx.name)
         self._m_bytes = m.bytes_read.labels(ctx.name)
@@ -121,6 +134,11 @@ class Connection:
                      peer=self.peer_ip, reason=exc.reason)
         except _Idle:
             reason = "idle"
+        except _SlowFrame:
+            reason = "slow_frame"
+            ctx.warn("forward_slow_frame", "closing a connection whose request did not complete "
+                     f"within frame_timeout_secs ({ctx.config.frame_timeout_secs})",
+                     peer=self.peer_ip)
         except (ConnectionError, TimeoutError):
             reason = "peer"
         except OSError as exc:  # TLS errors are OSErrors too
@@ -129,6 +147,12 @@ class Connection:
         except asyncio.CancelledError:
             reason = "shutdown"
             raise
+        except Exception as exc:  # a bug must cost this connection, never the server
+            reason = "internal_error"
+            ctx.warn("forward_internal_error", f"closing the connection after an unexpected "
+                     f"error: {exc!r}", peer=self.peer_ip)
+            log.debug("forward connection failed", exc_info=True,
+                      extra={"event": "forward_internal_error"})
         finally:
             self.reading = False
             if reason and reason not in ("peer", "shutdown"):
@@ -157,19 +181,33 @@ class Connection:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def _read(self) -> bytes:
-        idle = self.ctx.config.idle_timeout_secs
+    async def _read(self, partial: bool) -> bytes:
+        """The next bytes. ``partial``: a frame has started, so the wait counts towards
+        ``frame_timeout_secs``; otherwise only ``idle_timeout_secs`` applies (a client idle
+        between complete requests is normal, and one owing acks is never idle)."""
+        cfg = self.ctx.config
+        loop = self.ctx.loop
         self.reading = True
         try:
             while True:
                 if self.ctx.stopping:
                     return b""
+                budget = cfg.idle_timeout_secs
+                if partial:
+                    budget = min(budget, cfg.frame_timeout_secs - self._partial_waited)
+                started = loop.time()
                 try:
-                    async with asyncio.timeout(idle):
+                    async with asyncio.timeout(max(budget, 0.0)):
                         return await self.reader.read(READ_BYTES)
                 except TimeoutError:
+                    if partial and self._partial_waited + (loop.time() - started) \
+                            >= cfg.frame_timeout_secs:
+                        raise _SlowFrame() from None
                     if self.pending_acks == 0:
                         raise _Idle() from None
+                finally:
+                    if partial:
+                        self._partial_waited += loop.time() - started
         finally:
             self.reading = False
 
@@ -177,7 +215,7 @@ class Connection:
                          converter: EventConverter) -> None:
         ctx = self.ctx
         while not ctx.stopping:
-            data = await self._read()
+            data = await self._read(framer is not None and framer.buffered > 0)
             if not data:
                 return
             self._m_bytes.inc(len(data))
@@ -186,10 +224,16 @@ class Connection:
                 framer = (JsonFramer(ctx.config.max_frame_bytes) if self._json
                           else MsgpackFramer(ctx.config.max_frame_bytes))
             if isinstance(framer, JsonFramer):
-                for value, raw in framer.feed(data):
+                values = framer.feed(data)
+                if values or not framer.buffered:
+                    self._partial_waited = 0.0  # the next frame's clock starts now
+                for value, raw in values:
                     await self._handle(value, raw, converter)
             else:
-                for frame in framer.feed(data):
+                frames = framer.feed(data)
+                if frames or not framer.buffered:
+                    self._partial_waited = 0.0
+                for frame in frames:
                     await self._handle(unpack_frame(frame), frame, converter)
             if framer.failed is not None:
                 raise framer.failed
@@ -205,12 +249,13 @@ class Connection:
         self.writer.write(handshake.helo())
         frames: list[bytes] = []
         while not frames:
-            data = await self._read()
+            data = await self._read(True)  # HELO is sent: the PING is due
             if not data:
                 raise ConnectionResetError("closed during the handshake")
             if framer.buffered + len(data) > MAX_PING_BYTES:
                 raise InputProtocolError("malformed", "PING too large")
             frames = framer.feed(data)
+        self._partial_waited = 0.0
         result = handshake.check_ping(unpack_frame(frames[0]))
         self.writer.write(result.reply)
         if not result.ok:
@@ -232,7 +277,8 @@ class Connection:
         if cfg.source_hostname_key:
             extra[cfg.source_hostname_key] = await self.ctx.hostname_of(
                 self.peer_ip, self.peer_port)
-        return EventConverter(cfg.tag, cfg.add_tag_prefix, extra, id_key=cfg.id_key)
+        return EventConverter(cfg.tag, cfg.add_tag_prefix, extra, id_key=cfg.id_key,
+                              max_depth=cfg.max_nesting_depth)
 
     async def _handle(self, message: Any, raw: bytes, converter: EventConverter) -> None:
         ctx = self.ctx
@@ -247,6 +293,7 @@ class Connection:
         chunk = request.chunk
         parent: AckGroup | None = None
         if chunk is not None:
+            check_chunk(chunk, self._json)
             self.pending_acks += 1
             parent = AckGroup(on_safe=functools.partial(self._on_request_safe, chunk))
         try:
@@ -301,8 +348,19 @@ class Connection:
                               peer=self.peer_ip)
                 self.close()
             else:
-                self.writer.write(self._ack_bytes(chunk))
-                self._m_acks.inc()
+                try:
+                    ack = self._ack_bytes(chunk)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    # check_chunk refuses such ids before their events are emitted; this
+                    # keeps a missed case from reaching whoever made the events safe.
+                    self.ctx.warn("forward_malformed_input", f"cannot acknowledge: {exc}",
+                                  peer=self.peer_ip, reason="invalid_chunk")
+                    self.ctx.metrics.forward_connections_closed.labels(
+                        self.ctx.name, "invalid_chunk").inc()
+                    self.close()
+                else:
+                    self.writer.write(ack)
+                    self._m_acks.inc()
         if self.lingering and self.pending_acks <= 0:
             self.close()
 

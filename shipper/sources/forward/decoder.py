@@ -32,8 +32,16 @@ from shipper.errors import InputProtocolError
 
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
                   RecursionError, MemoryError)
-# Any nested container count above this is not a log record; it only costs preallocation.
-_MAX_MAP_LEN = 1 << 16
+# Explicit bounds on what one decoded container may declare (a complete frame can declare no
+# more elements than it has bytes, so these only refuse the absurd early). Strings and binaries
+# are bounded by the frame (max_frame_bytes) or the inflated payload (max_decompressed_bytes);
+# nesting depth by the record walk in ``events`` (max_nesting_depth).
+MAX_MAP_KEYS = 1 << 16
+MAX_ARRAY_LEN = 1 << 20
+# Chunk ids are echoed in acks; Fluentd's are 24 base64 characters.
+MAX_CHUNK_CHARS = 1024
+_INT64_MIN = -(1 << 63)
+_UINT64_MAX = (1 << 64) - 1
 _EVENT_TIME = struct.Struct(">II")  # uint32 seconds, uint32 nanoseconds
 
 
@@ -222,7 +230,7 @@ def unpack_frame(frame: bytes) -> Any:
     try:
         return msgpack.unpackb(frame, raw=False, unicode_errors="surrogateescape",
                                ext_hook=ext_hook, strict_map_key=False,
-                               max_map_len=_MAX_MAP_LEN)
+                               max_map_len=MAX_MAP_KEYS, max_array_len=MAX_ARRAY_LEN)
     except _UNPACK_ERRORS as exc:
         raise _malformed("undecodable msgpack", exc) from exc
 
@@ -257,7 +265,8 @@ def iter_packed(blob: bytes) -> Iterator[Any]:
     if complete:
         entries = msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
                                    ext_hook=ext_hook, strict_map_key=False,
-                                   max_map_len=_MAX_MAP_LEN, max_buffer_size=complete)
+                                   max_map_len=MAX_MAP_KEYS, max_array_len=MAX_ARRAY_LEN,
+                                   max_buffer_size=complete)
         entries.feed(memoryview(blob)[:complete])
         try:
             yield from entries
@@ -298,6 +307,37 @@ def parse_request(message: list[Any], raw: bytes, max_decompressed: int) -> Requ
         return Request(tag, "forward", iter(second), _option(message, 2), raw, False)
     record = message[2] if len(message) > 2 else None
     return Request(tag, "message", iter([[second, record]]), _option(message, 3), raw, False)
+
+
+def check_chunk(chunk: Any, json_mode: bool) -> None:
+    """Refuse a chunk id the ack could not echo faithfully (``InputProtocolError``).
+
+    The client matches its ack by comparing the echoed id with what it sent, so only ids that
+    round-trip exactly are acknowledged: strings (invalid UTF-8 kept by ``surrogateescape``
+    is echoed byte for byte in msgpack, but cannot be written as JSON), binaries (msgpack
+    only) and 64-bit integers, of at most ``MAX_CHUNK_CHARS``. Anything else (maps, arrays,
+    EventTime and other ext values, floats, booleans) closes the connection unacknowledged,
+    before any of its events is emitted.
+    """
+    t = type(chunk)
+    if t is str:
+        if len(chunk) > MAX_CHUNK_CHARS:
+            raise InputProtocolError("invalid_chunk", "the chunk id is too long")
+        if json_mode and not chunk.isascii():
+            try:
+                chunk.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputProtocolError(
+                    "invalid_chunk", "the chunk id is not valid Unicode") from None
+        return
+    if t is bytes and not json_mode:
+        if len(chunk) > MAX_CHUNK_CHARS:
+            raise InputProtocolError("invalid_chunk", "the chunk id is too long")
+        return
+    if t is int and _INT64_MIN <= chunk <= _UINT64_MAX:
+        return
+    raise InputProtocolError("invalid_chunk",
+                             f"a chunk id must be a string, got {t.__name__}")
 
 
 def _option(message: list[Any], index: int) -> dict[Any, Any]:

@@ -23,19 +23,21 @@ import base64
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
 
+from shipper.errors import InputProtocolError
 from shipper.record import Record, format_rfc3339_nanos
-from shipper.sources.forward.config import MAX_ID_CHARS
+from shipper.sources.forward.config import DEFAULT_MAX_NESTING_DEPTH, MAX_ID_CHARS
 from shipper.sources.forward.decoder import EventTime, Request
 
 NS = 1_000_000_000
 MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_NS = MAX_SECONDS * NS + NS - 1
 MAX_TAG_CHARS = 512
+MAX_DEPTH = DEFAULT_MAX_NESTING_DEPTH
 _TAG_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]")
 _PLAIN = (int, float, bool, type(None))
 
@@ -61,25 +63,27 @@ def _fix_str(s: str) -> str:
     return s
 
 
+def _too_deep() -> InputProtocolError:
+    return InputProtocolError(
+        "too_deep", "a record nests maps and arrays deeper than max_nesting_depth")
+
+
 def _key(k: Any, fix: bool) -> str:
+    """Map keys are scalars (msgpack refuses unhashable ones), so no depth to count here."""
     if type(k) is str:
         return _fix_str(k) if fix and not k.isascii() else k
     if isinstance(k, bytes):
         return k.decode("utf-8", "backslashreplace")
-    return str(clean_value(k, fix))
+    return str(_scalar(k, fix))
 
 
-def clean_value(v: Any, fix: bool) -> Any:
-    """A JSON-safe copy of ``v`` (the same object when it already is one)."""
+def _scalar(v: Any, fix: bool) -> Any:
+    """A JSON-safe form of a value that is not a map or a list."""
     t = type(v)
     if t is str:
         return _fix_str(v) if fix and not v.isascii() else v
     if t in _PLAIN:
         return v
-    if t is dict:
-        return clean_map(v, fix)
-    if t is list:
-        return clean_list(v, fix)
     if t is bytes:
         return v.decode("utf-8", "backslashreplace")
     if t is EventTime:
@@ -91,43 +95,86 @@ def clean_value(v: Any, fix: bool) -> Any:
     return str(v)
 
 
-def clean_map(m: dict[Any, Any], fix: bool) -> dict[str, Any]:
+def clean_value(v: Any, fix: bool, depth: int = MAX_DEPTH) -> Any:
+    """A JSON-safe copy of ``v`` (the same object when it already is one); ``depth`` is how
+    many levels of maps and lists may still open (``InputProtocolError`` beyond)."""
+    t = type(v)
+    if t is dict:
+        return clean_map(v, fix, depth)
+    if t is list:
+        return clean_list(v, fix, depth)
+    return _scalar(v, fix)
+
+
+def clean_map(m: dict[Any, Any], fix: bool, depth: int = MAX_DEPTH) -> dict[str, Any]:
     """The record map itself when it is already JSON-safe (the common case), else a copy.
 
-    Nested maps and lists (Kubernetes metadata from a Fluent Bit forwarder, say) are checked
-    in place too: copying every record that has one cost more than decoding it."""
+    One pass over the tree, each value visited once: nested maps and lists (Kubernetes
+    metadata from a Fluent Bit forwarder, say) are returned as they are when clean, and a map
+    is copied only from its first value that changed. ``depth`` bounds the nesting (and with
+    it the recursion), so a hostile record costs time linear in its size and fails cleanly.
+    """
+    if depth <= 0:
+        raise _too_deep()
+    below = depth - 1
     for k in m:
         if type(k) is not str or (fix and not k.isascii()):
-            break
-    else:
-        if _all_clean(m.values(), fix):
-            return m
-    return {_key(k, fix): clean_value(v, fix) for k, v in m.items()}
-
-
-def clean_list(items: list[Any], fix: bool) -> list[Any]:
-    """The list itself when every item is already JSON-safe, else a cleaned copy."""
-    if _all_clean(items, fix):
-        return items
-    return [clean_value(x, fix) for x in items]
-
-
-def _all_clean(values: Iterable[Any], fix: bool) -> bool:
-    """Every value JSON-safe all the way down, without building anything."""
-    for v in values:
+            return {_key(k, fix): clean_value(v, fix, below) for k, v in m.items()}
+    for v in m.values():
         t = type(v)
         if t is str:
-            if fix and not v.isascii():
-                return False
+            if not fix or v.isascii():
+                continue
+            nv: Any = _fix_str(v)
+        elif t in _PLAIN:
+            continue
         elif t is dict:
-            if clean_map(v, fix) is not v:
-                return False
+            nv = clean_map(v, fix, below)
         elif t is list:
-            if not _all_clean(v, fix):
-                return False
-        elif t not in _PLAIN:
-            return False
-    return True
+            nv = clean_list(v, fix, below)
+        else:
+            nv = _scalar(v, fix)
+        if nv is v:
+            continue
+        # The first value that changed (the first occurrence of that object: an earlier
+        # one would have changed too): keep the values before it, clean the rest once.
+        out: dict[str, Any] = {}
+        items = iter(m.items())
+        for k, x in items:
+            if x is v:
+                out[k] = nv
+                break
+            out[k] = x
+        for k, x in items:
+            out[k] = clean_value(x, fix, below)
+        return out
+    return m
+
+
+def clean_list(items: list[Any], fix: bool, depth: int = MAX_DEPTH) -> list[Any]:
+    """The list itself when every item is already JSON-safe, else a cleaned copy (one pass,
+    depth-bounded like ``clean_map``)."""
+    if depth <= 0:
+        raise _too_deep()
+    below = depth - 1
+    for i, v in enumerate(items):
+        t = type(v)
+        if t is str:
+            if not fix or v.isascii():
+                continue
+            nv: Any = _fix_str(v)
+        elif t in _PLAIN:
+            continue
+        elif t is dict:
+            nv = clean_map(v, fix, below)
+        elif t is list:
+            nv = clean_list(v, fix, below)
+        else:
+            nv = _scalar(v, fix)
+        if nv is v:
+            continue
+        return [*items[:i], nv, *(clean_value(x, fix, below) for x in items[i + 1:])]
+    return items
 
 
 def event_time_ns(t: Any, now_ns: int) -> int | None:
@@ -165,8 +212,9 @@ class EventConverter:
 
     def __init__(self, tag: str | None, tag_prefix: str | None,
                  extra: dict[str, str], clock: Callable[[], int] = time.time_ns,
-                 id_key: str | None = None) -> None:
+                 id_key: str | None = None, max_depth: int = MAX_DEPTH) -> None:
         self._tag = tag
+        self._max_depth = max_depth
         self._id_key = id_key
         self._prefix = f"{tag_prefix}." if tag_prefix else ""
         self._extra = extra
@@ -194,6 +242,7 @@ class EventConverter:
             prefix = base64.urlsafe_b64encode(request.digest()).decode("ascii")
         extra = self._extra
         id_key = self._id_key
+        depth = self._max_depth
         now = self._clock()
         out: list[Record] = []
         for index, entry in enumerate(request.entries):
@@ -216,7 +265,7 @@ class EventConverter:
             if ns < 0:
                 ns = now
                 self.flagged["time_out_of_range"] += 1
-            body = clean_map(body, fix)
+            body = clean_map(body, fix, depth)
             doc_id = None if prefix is None else f"{prefix}-{index:x}"
             if id_key is not None and id_key in body:
                 carried = body.pop(id_key)

@@ -50,6 +50,11 @@ def server_ssl_context(tls: ForwardTls) -> ssl.SSLContext:
             raise SourceError(f"tls.ca_file: cannot load {tls.ca_file}: {exc}") from exc
     if tls.client_cert_auth:
         ctx.verify_mode = ssl.CERT_REQUIRED
+    # TLS 1.3 servers send session tickets after the handshake. A client that never reads
+    # (no acks requested) leaves them unread in its socket, and closing a socket with unread
+    # data sends a reset that discards what it sent last. Resumption buys nothing for the
+    # long-lived connections of log forwarders, so send none.
+    ctx.num_tickets = 0
     return ctx
 
 
@@ -103,7 +108,7 @@ class ForwardSource:
         try:
             self._server = await asyncio.start_server(
                 self._accept, host, port, ssl=ssl_ctx,
-                ssl_handshake_timeout=cfg.idle_timeout_secs if ssl_ctx else None)
+                ssl_handshake_timeout=cfg.frame_timeout_secs if ssl_ctx else None)
         except OSError as exc:
             raise SourceError(f"forward source {self.name}: cannot listen on {cfg.listen}: "
                               f"{exc}") from exc
@@ -155,6 +160,22 @@ class ForwardSource:
             with contextlib.suppress(Exception):
                 writer.close()
             return
+        peer = writer.get_extra_info("peername") or ("",)
+        ip = str(peer[0])
+        limit = self.config.max_connections_per_address
+        if sum(1 for c in self._active if c.peer_ip == ip) + sum(
+                1 for c in self._lingering if c.peer_ip == ip and not c.closed) >= limit:
+            self.metrics.forward_connections_closed.labels(self.name, "per_address_limit").inc()
+            self._warn("forward_connection_limit_per_address",
+                       f"refused a connection: {ip} already has {limit} "
+                       "(max_connections_per_address)", peer=ip)
+            with contextlib.suppress(Exception):
+                writer.close()
+            return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # find dead peers of idle connections
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.metrics.forward_connections_accepted.labels(self.name).inc()
         conn = Connection(ctx, reader, writer)
         self._active.add(conn)

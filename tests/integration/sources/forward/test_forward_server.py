@@ -132,7 +132,8 @@ async def test_udp_heartbeat_is_answered_on_the_same_port() -> None:
 
 
 async def test_idle_connections_are_closed_and_many_do_not_starve_a_good_client() -> None:
-    async with running(idle_timeout_secs=1.0, max_connections=300) as srv:
+    async with running(idle_timeout_secs=1.0, max_connections=300,
+                       max_connections_per_address=300) as srv:
         idle = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(200)]
         for _, w in idle[:100]:
             w.write(packed("t", 50)[:20])  # a request that never completes

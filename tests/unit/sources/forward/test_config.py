@@ -28,7 +28,11 @@ def test_defaults_are_fluentd_port_and_safe_limits() -> None:
     cfg = ForwardConfig()
     assert cfg.listen == "0.0.0.0:24224"
     assert cfg.max_frame_bytes == 8 * MIB and cfg.max_decompressed_bytes == 64 * MIB
-    assert cfg.max_connections == 256 and cfg.idle_timeout_secs == 30
+    assert cfg.max_connections == 256 and cfg.max_connections_per_address == 128
+    # Idle between complete requests is normal (fluent-logger keeps its connection open);
+    # only a request that trickles in is cut short.
+    assert cfg.idle_timeout_secs == 3600 and cfg.frame_timeout_secs == 30
+    assert cfg.max_nesting_depth == 32
     assert cfg.security is None and cfg.tls is None
 
 
