@@ -18,7 +18,14 @@ from shipper.buffer import Buffer, Chunk
 from shipper.buffer.config import BufferConfig
 from shipper.crashpoints import crashpoint
 from shipper.deadletter import DeadLetterStore
-from shipper.errors import OutputCredentialsError, OutputError
+from shipper.errors import (
+    TLS_ERROR_TYPE,
+    OutputCredentialsError,
+    OutputError,
+    OutputPermanentError,
+    OutputTLSError,
+    StorageError,
+)
 from shipper.health import OutputHealth
 from shipper.metrics import Metrics
 from shipper.protocols import ItemError, Outcome, Output, Status
@@ -30,10 +37,11 @@ _CREDENTIAL_STATUSES = (401, 403)
 
 
 def retry_reason(error: ItemError | None, outcome: Outcome) -> str:
-    """A bounded label for the retry counter: the HTTP status class, or 'connection'."""
+    """A bounded label for the retry counter: the HTTP status class, 'connection', or 'tls'
+    (the server's certificate failed verification)."""
     status = error.status if error is not None else outcome.http_status
     if not status:
-        return "connection"
+        return "tls" if error is not None and error.type == TLS_ERROR_TYPE else "connection"
     if status == 429:
         return "429"
     return f"{status // 100}xx"
@@ -57,21 +65,41 @@ class Delivery:
         self._duplicates = metrics.records_duplicate.labels(name)
         self._latency = metrics.delivery_latency.labels(name)
         self._last_success = metrics.last_success.labels(name)
+        metrics.declare_output(name, disk_buffer=config.type == "disk",
+                               dead_letter_reasons=getattr(output, "DEAD_LETTER_REASONS", ()))
 
     async def start_output(self) -> None:
-        """Start the output, retrying with backoff until it answers (never crash on an outage)."""
+        """Start the output, retrying with backoff until it answers (never crash on an outage).
+
+        Every attempt is counted (``shipper_output_start_attempts_total{result}``): an output
+        that cannot start has sent no records yet, so no other counter would show it.
+        Rejected credentials and an untrusted certificate make the output not ready at once.
+        """
         attempt = 0
+        attempts = self._metrics.output_start_attempts
+        name = self._output.name
         while True:
             try:
                 await self._output.start()
-                self._health.started = True
-                return
             except OutputCredentialsError as exc:
+                attempts.labels(name, "credentials_rejected").inc()
                 self._health.record_failure(str(exc), credentials_rejected=True)
                 self._log_throttled("output_start_failed", str(exc))
+            except OutputTLSError as exc:
+                attempts.labels(name, "tls_rejected").inc()
+                self._health.record_failure(str(exc), tls_rejected=True)
+                self._log_throttled("output_start_failed", str(exc))
             except OutputError as exc:
+                result = "misconfigured" if isinstance(exc, OutputPermanentError) \
+                    else "unavailable"
+                attempts.labels(name, result).inc()
                 self._health.record_failure(str(exc))
                 self._log_throttled("output_start_failed", str(exc))
+            else:
+                attempts.labels(name, "ok").inc()
+                self._health.started = True
+                self._health.record_success()  # clears a refusal seen by an earlier attempt
+                return
             attempt += 1
             await asyncio.sleep(self._backoff.delay(attempt))
 
@@ -135,7 +163,7 @@ class Delivery:
                 self._last_success.set(time.time())
             if rejected:
                 described = [(self._describe(payloads[k]), err) for k, err in rejected]
-                self._dlq.write(name, described)
+                await self._dead_letter(described)
             self._metrics.requests.labels(name, self._status_label(outcome, retry)).inc()
             if not retry:
                 self._health.record_success()
@@ -146,14 +174,46 @@ class Delivery:
             reason = retry_reason(first, outcome)
             self._metrics.records_retried.labels(name, reason).inc(len(retry))
             credentials = outcome.http_status in _CREDENTIAL_STATUSES
+            tls = first is not None and first.type == TLS_ERROR_TYPE
             detail = f"{first.type}: {first.reason}" if first else f"HTTP {outcome.http_status}"
-            self._health.record_failure(detail, credentials_rejected=credentials)
+            self._health.record_failure(detail, credentials_rejected=credentials,
+                                        tls_rejected=tls)
             pending = retry if pending is None else [pending[k] for k in retry]
             attempt += 1
             delay = self._backoff.delay(attempt, outcome.retry_after)
             self._log_throttled("delivery_retry", detail, records=len(pending),
                                 delay_secs=round(delay, 3), attempt=attempt)
             await asyncio.sleep(delay)
+
+    async def _dead_letter(self, described: list[tuple[dict[str, object], ItemError]],
+                           ) -> None:
+        """Write rejected records to the dead-letter store, waiting out storage faults.
+
+        A failed write (disk full, EIO, EACCES) is handled like an unreachable output: the
+        chunk stays unsettled (its records are neither lost nor acknowledged), the write
+        alone is retried with backoff (the delivered records are not sent again), the output
+        is not ready with the reason, and the condition is logged at most once per 10 s.
+        Cancelled at shutdown, the chunk goes back to the buffer and is sent again later.
+        """
+        failures = 0
+        while True:
+            try:
+                await self._dlq.write(self._output.name, described)
+            except StorageError as exc:
+                failures += 1
+                self._health.storage_failed("dead-letter store", str(exc))
+                delay = self._backoff.delay(failures)
+                self._log_throttled("dead_letter_write_failed",
+                                    f"{exc}; the chunk waits, rejected records are kept",
+                                    records=len(described), delay_secs=round(delay, 3))
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                self._health.storage_recovered("dead-letter store")
+                log.info("dead letters written again after %d failed attempt(s)", failures,
+                         extra={"event": "dead_letter_write_recovered",
+                                "output": self._output.name})
+            return
 
     def _describe(self, payload: bytes) -> dict[str, object]:
         try:
@@ -164,7 +224,11 @@ class Delivery:
     @staticmethod
     def _status_label(outcome: Outcome, retry: Sequence[int]) -> str:
         if outcome.http_status is None:
-            return "connection_error" if retry else "ok"
+            if not retry:
+                return "ok"
+            first = outcome.errors.get(retry[0])
+            return "tls_error" if first is not None and first.type == TLS_ERROR_TYPE \
+                else "connection_error"
         if outcome.http_status >= 300:
             return str(outcome.http_status)
         return "partial" if retry else "ok"
