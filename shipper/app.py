@@ -136,7 +136,8 @@ class Agent:
             health = OutputHealth(name, config.stall_after_secs,
                                   has_backlog=_backlog_probe(buffer),
                                   backlog_age=buffer.oldest_age,
-                                  stuck_after_secs=config.stuck_after_secs)
+                                  stuck_after_secs=config.stuck_after_secs,
+                                  storage_problem=getattr(buffer, "storage_problem", None))
             delivery = Delivery(output, buffer, self.dead_letters, self.metrics, out_cfg.buffer,
                                 health)
             self.units[name] = OutputUnit(output, buffer, delivery, health)

@@ -149,6 +149,10 @@ class DiskBuffer:
 
     # -- producer side -----------------------------------------------------------------------
 
+    def storage_problem(self) -> str | None:
+        """The storage fault this buffer is waiting out (``/readyz`` reports it), or None."""
+        return self._report.problem
+
     @property
     def bytes_used(self) -> int:
         return self._bytes
@@ -189,7 +193,7 @@ class DiskBuffer:
             if outcome == "wrote":
                 wrote = True
                 if failures:
-                    self._report.recovered()
+                    self._report.recovered("write")
                 failures = 0
             elif outcome == "failed":
                 failures += 1
@@ -319,8 +323,10 @@ class DiskBuffer:
                       chunk.count, extra={"event": "buffer_segment_unreadable",
                                           "output": self._output, "segment": str(chunk.path)})
             self._report.corrupt(chunk.count)
+            self._report.recovered("read")  # given up and counted: no longer pending
             await self._retire(chunk, quarantine=True)
             return False
+        self._report.recovered("read")
         self._report.corrupt(loaded.corrupt)
         chunk.payloads = loaded.payloads
         chunk.count = len(loaded.payloads)
@@ -357,6 +363,8 @@ class DiskBuffer:
             self._undeleted.append(chunk)
         else:
             self._bytes -= chunk.nbytes
+            if not self._undeleted:
+                self._report.recovered("delete")
         chunk.release_all()
         if chunk.hot:
             self._hot -= 1
@@ -389,6 +397,8 @@ class DiskBuffer:
             else:
                 self._bytes -= chunk.nbytes
                 self._space.set()
+        if not self._undeleted:
+            self._report.recovered("delete")
         self._update_gauges()
 
     def _update_gauges(self) -> None:

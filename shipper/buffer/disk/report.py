@@ -31,7 +31,12 @@ class StorageReporter:
         self._retry = retry_secs
         self._clock = clock
         self._last_log = -1e9
-        self.problem: str | None = None
+        self.problems: dict[str, str] = {}  # failing operation -> its last error
+
+    @property
+    def problem(self) -> str | None:
+        """The current storage fault (``/readyz`` reports it), or None."""
+        return next(iter(self.problems.values()), None)
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after ``failures`` consecutive failures (capped doubling)."""
@@ -49,7 +54,7 @@ class StorageReporter:
     def failed(self, op: str, exc: OSError) -> None:
         """Count every failure; log at most once per 10 s while the condition lasts."""
         self._metrics.buffer_storage_errors.labels(self._output, op).inc()
-        self.problem = f"{op}: {exc}"
+        self.problems[op] = f"{op}: {exc}"
         now = self._clock()
         if now - self._last_log < LOG_EVERY_SECS:
             return
@@ -60,9 +65,9 @@ class StorageReporter:
                                                 "output": self._output, "op": op,
                                                 "errno": code})
 
-    def recovered(self) -> None:
-        if self.problem is not None:
+    def recovered(self, op: str) -> None:
+        """``op`` succeeded; once nothing fails any more, say so once."""
+        if self.problems.pop(op, None) is not None and not self.problems:
             log.info("disk buffer of output %s: storage works again", self._output,
                      extra={"event": "buffer_storage_recovered", "output": self._output})
-            self.problem = None
             self._last_log = -1e9

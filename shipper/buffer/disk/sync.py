@@ -72,7 +72,7 @@ class Syncer:
                 self._close(c)
         if not self.healthy.is_set():
             self.healthy.set()
-            self.reporter.recovered()
+            self.reporter.recovered("fsync")
         return True
 
     def _fsync_all(self, work: list[_Work], need_dir: bool) -> None:

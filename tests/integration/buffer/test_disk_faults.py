@@ -156,3 +156,33 @@ async def test_failed_writes_into_an_empty_segment_reuse_it_instead_of_leaking_s
     assert buf.bytes_used == 0
     assert counter(metrics, "shipper_buffer_bytes") == 0
     await buf.shutdown()
+
+
+async def test_a_storage_fault_makes_the_output_not_ready_until_it_clears(tmp_path):
+    from shipper.health import OutputHealth
+
+    storage, metrics = FaultyStorage(), Metrics()
+    buf = new_buffer(tmp_path, metrics, storage=storage)
+    health = OutputHealth("out", 300, has_backlog=lambda: not buf.empty,
+                          storage_problem=buf.storage_problem)
+    await buf.open()
+    assert health.problem() is None
+    storage.faults["create"] = errno.ENOSPC
+    put = asyncio.create_task(buf.put(records(2), None))
+    await until(lambda: storage_errors(metrics, "write") >= 1, "a failed write")
+    problem = health.problem()
+    assert problem is not None and "disk buffer" in problem and "No space left" in problem
+    del storage.faults["create"]
+    await asyncio.wait_for(put, 10)
+    assert health.problem() is None
+
+    storage.faults["unlink"] = errno.EACCES
+    buf.close()
+    got = await asyncio.wait_for(buf.get(), 5)
+    assert got is not None
+    await buf.settle(got)
+    assert "Permission denied" in (health.problem() or "")
+    del storage.faults["unlink"]
+    await until(lambda: health.problem() is None, "the retried deletion")
+    assert segments(tmp_path) == []
+    await buf.shutdown()
