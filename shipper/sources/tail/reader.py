@@ -87,6 +87,8 @@ class FileReader:
         self.eof = False
         self.bytes_read = 0  # since the owner last collected it
         self.last_data = clock()
+        # ``ReadLoop.active()`` when data was last read (None: never), see ``ReadLoop.idle``.
+        self.last_active: float | None = None
         self.opened_at = clock()
         self.wanted_since: float | None = None  # waiting for a descriptor (open-file cap)
         self.draining_since: float | None = None  # rotated away, retargeted or deleted

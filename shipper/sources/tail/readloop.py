@@ -56,6 +56,9 @@ class ReadLoop:
         self.stopping = False
         self.loop_thread: int | None = None
         self.call_soon_threadsafe: Callable[..., object] | None = None
+        # Seconds spent inside ``emit`` (blocked on full buffers, or running the filters):
+        # idle times are measured on a clock that stops meanwhile (``active``).
+        self.paused = 0.0
         self._metrics = metrics
         self._m_records = metrics.records_read.labels(name)
         self._m_bytes = metrics.bytes_read.labels(name)
@@ -98,6 +101,8 @@ class ReadLoop:
                         break
                     finally:
                         self.collect(reader)
+                        if reader.offset != before:
+                            reader.last_active = self.active()
                     if reader.offset == before or reader.eof:
                         break
             finally:
@@ -117,11 +122,24 @@ class ReadLoop:
         group = AckGroup(on_safe=functools.partial(self._on_safe, reader, tracker, token,
                                                    chunk.handoffs))
         self._m_records.inc(len(chunk.records))
+        started = self.clock()
         await emit(Batch(chunk.records, group, self.name))
+        self.paused += self.clock() - started
         # When no buffer is full, ``emit`` never suspends, and one pass over a backlog of
         # many files can take seconds: hand the loop over after every batch so delivery,
         # acknowledgements, telemetry probes and the metadata watch keep running.
         await asyncio.sleep(0)
+
+    def active(self) -> float:
+        """The clock minus the time spent in ``emit``: while reading is blocked nothing is
+        read, so a file must not look idle (and have its open messages flushed) for it."""
+        return self.clock() - self.paused
+
+    def idle(self, reader: FileReader) -> float:
+        """Seconds since the reader last got data, not counting time spent in ``emit``."""
+        if reader.last_active is None:
+            return self.clock() - reader.last_data
+        return self.active() - reader.last_active
 
     def collect(self, reader: FileReader) -> None:
         self.files.collect_cut(reader)
@@ -175,16 +193,17 @@ class ReadLoop:
             if not reader.attached or reader.busy:
                 continue
             now = self.clock()
-            idle = now - reader.last_data
+            idle = self.idle(reader)
             if (reader.draining_since is not None and not reader.handed_over
-                    and not _waits(reader) and (reader.identity is None or reader.eof)):
+                    and not _waits(reader)
+                    and (reader.identity is None or (reader.eof and _at_end(reader)))):
                 self._hand_over(reader)
                 worked = True
             if reader.eof and reader.pending:
                 rule = reader.multiline
                 partials = idle >= cfg.partial_flush_secs
                 events = rule is not None and idle >= rule.flush_timeout_secs
-                if partials or events:
+                if (partials or events) and _at_end(reader):
                     chunk = reader.flush(final=False, partials=partials, events=events)
                     if chunk is not None:
                         await self.emit(emit, reader, chunk)
@@ -231,6 +250,20 @@ class ReadLoop:
         if successor is not None and successor.waiting_for is reader:
             successor.waiting_for = None
         self.files.retire(reader)
+
+
+def _at_end(reader: FileReader) -> bool:
+    """Look again: ``eof`` is from the last read, which may be long ago when ``emit`` was
+    blocked meanwhile. False (and ``eof`` cleared, so the read pass goes on) when bytes
+    arrived since; a hand-over or a flush of open messages must wait for them."""
+    try:
+        size = reader.observe(check_head=False)
+    except OSError:
+        return True  # nothing more can be read from it anyway
+    if reader.replaced or size > reader.offset:
+        reader.eof = False
+        return False
+    return True
 
 
 def _waits(reader: FileReader) -> bool:
