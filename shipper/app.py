@@ -32,6 +32,7 @@ from shipper.buffer import Buffer, build_buffer
 from shipper.config.docgen import render_agent_docs
 from shipper.config.loader import load_config, parse_config_text
 from shipper.config.model import AgentConfig
+from shipper.config.statedir import prepare_state_dir
 from shipper.deadletter import DeadLetterStore
 from shipper.delivery import Delivery
 from shipper.filters.envoy import EnvoyAccessLogConfig, EnvoyAccessLogFilter
@@ -174,7 +175,7 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (or a source fails), then shut down within the deadline."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        prepare_state_dir(self.state_dir)  # StorageError naming the path, not an OSError
         await _start_filters(self.filters)  # e.g. the Kubernetes watch: before any record flows
         try:  # disk buffers recover (and may refuse a newer format) before anything reads
             for unit in self.units.values():

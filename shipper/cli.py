@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 
 from shipper import __version__
 from shipper.dashboards.commands import add_parser as add_dashboards_parser
-from shipper.errors import ConfigError, ShipperError
+from shipper.errors import ConfigError, ConfigProblem, ShipperError
 from shipper.migrate.command import add_parser as add_migrate_parser
 from shipper.tap.cli import add_parser as add_tap_parser
 
@@ -34,12 +34,32 @@ def load(path: str) -> object:
     return load_agent_config(path)
 
 
+def state_dir_line(config: AgentConfig, *, create: bool) -> str | None:
+    """One ``file: state_dir: problem`` line if the state directory is unusable, else None;
+    ``create``: make it and prove it writable (``run``), or only look (``check``)."""
+    from shipper.config.statedir import prepare_state_dir, state_dir_problem
+
+    problem = state_dir_problem(config.state_dir)
+    if problem is None and create:
+        try:
+            prepare_state_dir(config.state_dir)
+        except ShipperError as exc:
+            problem = str(exc)
+    if problem is None:
+        return None
+    return str(ConfigProblem(config.config_file or "<config>", None, "state_dir", problem))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        load(args.config)
+        config = cast("AgentConfig", load(args.config))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    line = None if args.config_only else state_dir_line(config, create=False)
+    if line is not None:
+        print(line, file=sys.stderr)
         return EXIT_CONFIG
     print(f"{args.config}: ok")
     return 0
@@ -67,6 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+    line = state_dir_line(config, create=True)
+    if line is not None:  # one line, not a traceback from whichever component is first
+        print(line, file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log_level,
                       fields={"worker": role.index} if role is not None else None)
@@ -125,8 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the agent")
     p.add_argument("-c", "--config", required=True, help="path to shipper.yaml")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("check", help="validate a config file; exit 2 listing every problem")
+    p = sub.add_parser("check", help="validate a config file and that this host can use its "
+                       "state_dir; exit 2 listing every problem")
     p.add_argument("-c", "--config", required=True, help="path to shipper.yaml")
+    p.add_argument("--config-only", action="store_true",
+                   help="validate the file only, not state_dir on this host (CI checking a "
+                        "config meant for the nodes)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("demo", help="ship a generated Istio node log tree into Elasticsearch")
     p.add_argument("--es", default=None,
