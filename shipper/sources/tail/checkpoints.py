@@ -25,6 +25,7 @@ writes progress").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -59,6 +60,10 @@ class Entry:
     # Its reader was given up and everything after ``size`` counted as lost already: a
     # restart counts at most ``size - offset`` (what was in memory), never the file again.
     gone: bool = False
+    # Wall-clock nanoseconds a line without a timestamp of its own at ``offset`` is timed
+    # with: the time of the last timestamped line before ``offset``, or when the file was
+    # first seen (see ``decoding``). 0: unknown (written by an older version).
+    time_ns: int = 0
 
     @property
     def index_key(self) -> _IndexKey:
@@ -68,17 +73,56 @@ class Entry:
 _FIELDS = tuple(f.name for f in fields(Entry))  # ``asdict`` deep-copies: 10x slower
 
 
+class CheckpointFiles:
+    """The system calls of a checkpoint write, in one object tests replace to inject faults
+    (ENOSPC, EIO, EACCES...) at each step. All block: the source calls them off the loop."""
+
+    def makedirs(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def create(self, path: Path) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+    def write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+
+    def fsync_dir(self, directory: Path) -> None:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def unlink(self, path: Path) -> None:
+        os.unlink(path)
+
+
 class CheckpointStore:
     """In-memory positions plus their atomic persistence."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, files: CheckpointFiles | None = None) -> None:
         self.directory = directory
+        self.files = files or CheckpointFiles()
         self.path = directory / "positions.json"
         self.entries: dict[str, Entry] = {}
         self.lineages: dict[str, set[str]] = {}  # real path -> fingerprints handled
         self.lineage_paths: dict[str, str] = {}  # real path -> the path that led to it
         self.saved_at: float | None = None  # wall clock of the loaded file's last save
         self.dirty = False
+        # Identities whose entry may not be on disk yet (``TailSource`` removes those a
+        # write included): lines timed by a fresh entry's ``time_ns`` wait for it.
+        self.unsaved: set[str] = set()
         self._index: dict[_IndexKey, set[str]] = {}
 
     def load(self) -> None:
@@ -115,6 +159,7 @@ class CheckpointStore:
             self.put(ident, entry)
         self.lineages = lineages
         self.lineage_paths = lineage_paths
+        self.unsaved = set()
         self.dirty = False
 
     def find(self, key: str, dev: int, ino: int, fingerprint: str) -> tuple[str, Entry] | None:
@@ -132,12 +177,24 @@ class CheckpointStore:
             self._unindex(identity, old)
         self.entries[identity] = entry
         self._index.setdefault(entry.index_key, set()).add(identity)
+        self.unsaved.add(identity)
         self.dirty = True
 
-    def set_offset(self, identity: str, offset: int) -> None:
+    def set_offset(self, identity: str, offset: int, time_ns: int | None = None) -> None:
+        """Move the committed offset; ``time_ns``: the time carried there (see ``Entry``)."""
         entry = self.entries.get(identity)
         if entry is not None and entry.offset != offset:
             entry.offset = offset
+            if time_ns is not None:
+                entry.time_ns = time_ns
+            self.dirty = True
+
+    def set_time(self, identity: str, time_ns: int) -> None:
+        """Give an entry its first ``time_ns`` (one written by an older version has none)."""
+        entry = self.entries.get(identity)
+        if entry is not None and entry.time_ns != time_ns:
+            entry.time_ns = time_ns
+            self.unsaved.add(identity)
             self.dirty = True
 
     def set_size(self, identity: str, size: int) -> None:
@@ -148,6 +205,7 @@ class CheckpointStore:
 
     def remove(self, identity: str) -> None:
         entry = self.entries.pop(identity, None)
+        self.unsaved.discard(identity)
         if entry is not None:
             self._unindex(identity, entry)
             self.dirty = True
@@ -200,24 +258,38 @@ class CheckpointStore:
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     def write(self, data: bytes) -> None:
-        """Atomically replace the positions file with ``data`` (blocking: run off the loop)."""
+        """Atomically replace the positions file with ``data`` (blocking: run off the loop).
+
+        Raises StorageError on any failure. Until the rename the old file is untouched, so a
+        failed write never moves or damages the saved positions; the partial temporary file
+        is removed (a full disk gets its space back) and the caller writes again later. A
+        failure of the final directory fsync leaves the new, whole file in place.
+        """
+        files = self.files
         tmp = self.path.with_name("positions.json.tmp")
+        step = "mkdir"
+        renamed = False
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            files.makedirs(self.directory)
+            step = "create"
+            fd = files.create(tmp)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
+                step = "write"
+                files.write(fd, data)
+                step = "fsync"
+                files.fsync(fd)
             finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+                with contextlib.suppress(OSError):
+                    files.close(fd)
+            step = "rename"
+            files.replace(tmp, self.path)
+            renamed = True
             crashpoint("checkpoint_after_write")
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            step = "fsync_dir"
+            files.fsync_dir(self.directory)
         except OSError as exc:
-            raise StorageError(f"cannot write {self.path}: {exc}") from exc
+            if not renamed and step != "mkdir":
+                with contextlib.suppress(OSError):
+                    files.unlink(tmp)
+            raise StorageError(f"cannot write {self.path} ({step}): {exc.strerror or exc}"
+                               ) from exc
