@@ -6,7 +6,20 @@ Labels are bounded (source, output, reason, status class); never per pod or per 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Label values known before anything happens. Their series are exported at zero from the start
+# (``declare_output``, ``declare_tail_source``), so that ``increase(...) > 0`` alerts see the
+# first burst: a series that appears with its first event has no earlier sample to compare.
+RETRY_REASONS = ("connection", "tls", "429", "4xx", "5xx")
+REQUEST_STATUSES = ("ok", "partial", "connection_error", "tls_error",
+                    "401", "403", "429", "500", "502", "503", "504")
+DROP_REASONS = ("buffer_full", "buffer_corrupt", "dead_letter_full")
+DISK_BUFFER_OPS = ("write", "read", "delete", "fsync")
+START_RESULTS = ("ok", "unavailable", "credentials_rejected", "tls_rejected", "misconfigured")
+LOST_BYTES_REASONS = ("compressed_unread", "deleted_unread", "truncated_unread")
 
 
 class Metrics:
@@ -59,7 +72,8 @@ class Metrics:
                                    ["output"], registry=r)
         self.buffer_corrupt_records = Counter(
             "shipper_buffer_corrupt_records",
-            "Damaged disk buffer records (one per unreadable byte run), quarantined",
+            "Damaged disk buffer records, quarantined (a lower bound when a segment was cut "
+            "inside a record at start-up: the log says 'at least')",
             ["output"], registry=r)
         self.buffer_storage_errors = Counter(
             "shipper_buffer_storage_errors",
@@ -132,6 +146,11 @@ class Metrics:
             "Watches of a resource that ended and were started again, by reason (expired: "
             "410 Gone, error, closed by the server)", ["filter", "resource", "reason"],
             registry=r)
+        self.output_start_attempts = Counter(
+            "shipper_output_start_attempts",
+            "Attempts to start an output (connect, detect the server, install the template), "
+            "by result: ok, unavailable, credentials_rejected, tls_rejected, misconfigured; "
+            "retried with backoff until one is ok", ["output", "result"], registry=r)
         self.output_ready = Gauge(
             "shipper_output_ready",
             "1 while an output is ready (see /readyz), 0 while stalled or refused",
@@ -142,6 +161,31 @@ class Metrics:
             "shipper_tap_records",
             "Access-log records for /tap streams: sent, or dropped for a subscriber that "
             "reads too slowly (shipping is never slowed)", ["result"], registry=r)
+
+    def declare_output(self, output: str, *, disk_buffer: bool = False,
+                       dead_letter_reasons: Iterable[str] = ()) -> None:
+        """Export an output's counters at zero for every label value known up front."""
+        self.records_delivered.labels(output)
+        self.records_duplicate.labels(output)
+        for reason in RETRY_REASONS:
+            self.records_retried.labels(output, reason)
+        for status in REQUEST_STATUSES:
+            self.requests.labels(output, status)
+        for reason in DROP_REASONS:
+            self.records_dropped.labels(output, reason)
+        for reason in (*dead_letter_reasons, "rejected", "unknown"):
+            self.records_dead_lettered.labels(output, reason)
+        for result in START_RESULTS:
+            self.output_start_attempts.labels(output, result)
+        if disk_buffer:
+            self.buffer_corrupt_records.labels(output)
+            for op in DISK_BUFFER_OPS:
+                self.buffer_storage_errors.labels(output, op)
+
+    def declare_tail_source(self, source: str) -> None:
+        """Export a tail source's loss counters at zero for every reason."""
+        for reason in LOST_BYTES_REASONS:
+            self.lost_bytes.labels(source, reason)
 
 
 class SupervisorMetrics:

@@ -309,7 +309,7 @@ class DiskBuffer:
     async def _load(self, chunk: DiskChunk) -> bool:
         """Read a cold chunk back; False if it had nothing deliverable (then it is settled)."""
         try:
-            loaded = await asyncio.to_thread(load_chunk, chunk.path, self.storage)
+            loaded = await asyncio.to_thread(load_chunk, chunk.path, self.storage, chunk.count)
         except OSError as exc:
             chunk.load_failures += 1
             self._report.failed("read", exc)

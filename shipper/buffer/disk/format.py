@@ -100,6 +100,16 @@ class ScanResult:
     def payloads(self, data: bytes | memoryview) -> list[bytes]:
         return [bytes(data[a:b]) for a, b in self.spans]
 
+    def lost(self, data: bytes | memoryview) -> tuple[int, bool]:
+        """Records in the damaged ranges, and whether that count is exact (``damaged_records``);
+        otherwise it is a lower bound."""
+        total, exact = 0, True
+        for a, b in self.bad:
+            n, known = damaged_records(data, a, b)
+            total += n
+            exact = exact and known
+        return total, exact
+
     @property
     def end(self) -> int:
         """Offset just past the last good record (0 if there is none)."""
@@ -151,6 +161,29 @@ def _resync(data: bytes | memoryview, off: int, size: int) -> int:
         if _record_at(raw, p, size) is not None:
             return p
     return size
+
+
+def damaged_records(data: bytes | memoryview, start: int, end: int) -> tuple[int, bool]:
+    """How many records the damaged byte range ``[start, end)`` held: ``(count, exact)``.
+
+    The frames' length fields are followed from ``start``: when they lead exactly to ``end``
+    (a flipped payload byte, a bad checksum) each frame is one lost record and the count is
+    exact. When they do not (a damaged length, garbage, a segment cut inside a record) the
+    count is a lower bound: at least the frames walked, and at least one. A segment cut
+    short loses the records after the cut with no trace, so nobody can count those.
+    """
+    size = len(data)
+    count, off = 0, start
+    while off < end:
+        if end - off < RECORD_OVERHEAD:
+            return max(count, 1), False
+        (length,) = _LENGTH.unpack_from(data, off)
+        nxt = off + RECORD_OVERHEAD + length
+        if nxt > end or nxt > size:
+            return count + 1, False
+        count += 1
+        off = nxt
+    return max(count, 1), count > 0
 
 
 def verified_payloads(data: bytes, start: int = HEADER_SIZE) -> list[bytes] | None:

@@ -19,7 +19,7 @@ from shipper.buffer.disk.format import (
     scan,
     verified_payloads,
 )
-from shipper.buffer.disk.recovery import QUARANTINE
+from shipper.buffer.disk.recovery import QUARANTINE, describe_loss, shown_ranges
 from shipper.buffer.disk.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,12 @@ class Loaded:
     corrupt: int
 
 
-def load_chunk(path: Path, storage: Storage) -> Loaded:
-    """Good payloads of the segment at ``path`` and the number of damaged byte runs.
+def load_chunk(path: Path, storage: Storage, expected: int | None = None) -> Loaded:
+    """Good payloads of the segment at ``path`` and how many records were lost.
 
-    Raises OSError when the file cannot be read at all.
+    ``expected``: the records the buffer knows the segment held (written, or found at
+    start); then the loss is exact even when the file was cut short, which the damaged
+    bytes alone cannot tell. Raises OSError when the file cannot be read at all.
     """
     data = storage.read(path)
     problem = ""
@@ -54,10 +56,15 @@ def load_chunk(path: Path, storage: Storage) -> Loaded:
     except OSError as exc:
         log.error("cannot copy damaged segment %s to quarantine: %s", path, exc,
                   extra={"event": "buffer_quarantine_failed", "segment": str(path)})
+    lost, exact = found.lost(data)
+    if expected is not None and expected - len(found.spans) >= lost:
+        lost, exact = expected - len(found.spans), True
     log.warning("disk buffer segment %s was damaged after start (%s); %d good record(s) "
-                "delivered, %d damaged range(s) counted as corrupt, original copied to %s",
-                path.name, problem or "bad records", len(found.spans), len(found.bad), target,
+                "delivered, %s, original copied to %s", path, problem or "bad records",
+                len(found.spans), describe_loss(lost, exact, found.bad), target,
                 extra={"event": "buffer_segment_quarantined", "segment": str(path),
-                       "quarantined_to": str(target), "corrupt_records": len(found.bad),
+                       "quarantined_to": str(target), "corrupt_records": lost,
+                       "corrupt_records_exact": exact,
+                       "damaged_ranges": shown_ranges(found.bad),
                        "salvaged_records": len(found.spans)})
-    return Loaded(found.payloads(data), len(found.bad))
+    return Loaded(found.payloads(data), lost)

@@ -17,8 +17,11 @@ Runs before the agent reads anything (``DiskBuffer.open``), in a worker thread:
 4. Every segment kept is fsynced: after a process crash its last bytes may still be only in
    the page cache, and from now on they are replayed as durable records.
 
-Every damaged byte run counts as one corrupt record (how many records it held cannot be
-known). The quarantine keeps the original bytes for an operator to inspect.
+Damaged records are counted by following the frames' length fields through each damaged
+range (``format.damaged_records``): exact when they lead to the next good record, otherwise a
+lower bound, logged as "at least N" with the segment and byte ranges (a segment cut inside a
+record loses the records after the cut without a trace). The quarantine keeps the original
+bytes for an operator to inspect.
 """
 
 from __future__ import annotations
@@ -185,16 +188,19 @@ class Recovery:
             self.result.segments.append(
                 Recovered(seq, path, len(data), len(found.spans), st.st_mtime))
             return
-        corrupt = len(found.bad)
+        corrupt, exact = found.lost(data)
+        lost = describe_loss(corrupt, exact, found.bad)
         reason = header_problem if not header_ok else (
-            f"{corrupt} damaged byte range(s), {len(found.spans)} good record(s)")
+            f"{lost}, {len(found.spans)} good record(s)")
         if not found.spans:
-            self._quarantine(path, corrupt, reason)
+            self._quarantine(path, corrupt, reason, exact=exact, ranges=found.bad)
             return
-        self._salvage(seq, path, found.payloads(data), corrupt, reason, st.st_mtime)
+        self._salvage(seq, path, found.payloads(data), corrupt, reason, st.st_mtime,
+                      exact=exact, ranges=found.bad)
 
     def _salvage(self, seq: int, path: Path, payloads: list[bytes], corrupt: int, reason: str,
-                 mtime: float) -> None:
+                 mtime: float, *, exact: bool = True,
+                 ranges: list[tuple[int, int]] | None = None) -> None:
         salvage = self.directory / f"{seq:016d}{SALVAGE_SUFFIX}"
         data = encode_header() + frame(payloads)
         try:
@@ -207,7 +213,8 @@ class Recovery:
             self.result.segments.append(Recovered(seq, path, path.stat().st_size,
                                                   len(payloads), mtime))
             return
-        self._quarantine(path, corrupt, reason, salvaged=len(payloads))
+        self._quarantine(path, corrupt, reason, salvaged=len(payloads), exact=exact,
+                         ranges=ranges)
         crashpoint("buffer_salvage_moved")
         try:
             self.storage.rename(salvage, path)
@@ -216,7 +223,8 @@ class Recovery:
         self._fsync_dir(self.directory)
         self.result.segments.append(Recovered(seq, path, len(data), len(payloads), mtime))
 
-    def _quarantine(self, path: Path, corrupt: int, reason: str, salvaged: int = 0) -> None:
+    def _quarantine(self, path: Path, corrupt: int, reason: str, salvaged: int = 0, *,
+                    exact: bool = True, ranges: list[tuple[int, int]] | None = None) -> None:
         target = self.quarantine_dir / f"{path.name}.{time.time_ns()}"
         try:
             self.storage.rename(path, target)
@@ -228,10 +236,12 @@ class Recovery:
         self.result.corrupt_records += corrupt
         self.result.quarantined.append(target)
         log.warning("disk buffer segment %s is damaged (%s): moved to %s; %d good record(s) "
-                    "kept, %d damaged range(s) counted as corrupt", path.name, reason, target,
-                    salvaged, corrupt,
+                    "kept, %s%d record(s) counted as corrupt", path.name, reason, target,
+                    salvaged, "" if exact else "at least ", corrupt,
                     extra={"event": "buffer_segment_quarantined", "segment": str(path),
                            "quarantined_to": str(target), "corrupt_records": corrupt,
+                           "corrupt_records_exact": exact,
+                           "damaged_ranges": shown_ranges(ranges or []),
                            "salvaged_records": salvaged})
 
     def _remove_empty(self, path: Path) -> None:
@@ -247,6 +257,24 @@ class Recovery:
             self.storage.fsync_dir(directory)
         except OSError as exc:
             raise StorageError(f"cannot fsync {directory}: {exc}") from exc
+
+
+def describe_loss(count: int, exact: bool, ranges: list[tuple[int, int]]) -> str:
+    """``3 damaged record(s) in bytes 16-90, ...`` (``at least`` when only a minimum is known:
+    a segment cut inside a record loses the records after the cut without a trace)."""
+    where = ", ".join(f"{a}-{b}" for a, b in shown_ranges(ranges))
+    hidden = len(ranges) - _SHOWN_RANGES
+    more = f" and {hidden} more range(s)" if hidden > 0 else ""
+    bound = "" if exact else "at least "
+    return f"{bound}{count} damaged record(s) in bytes {where or 'none'}{more}"
+
+
+_SHOWN_RANGES = 10
+
+
+def shown_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The first damaged byte ranges, for a log line of bounded length."""
+    return ranges[:_SHOWN_RANGES]
 
 
 def recover(directory: Path, storage: Storage) -> RecoveryResult:

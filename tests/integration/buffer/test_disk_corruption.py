@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import struct
 
 import pytest
 
@@ -188,3 +189,53 @@ async def test_a_large_damaged_segment_does_not_stall_the_start(tmp_path):
     assert 0 < lost <= 2 * 59
     assert set(out) <= set(big)
     assert counter(metrics, "shipper_buffer_corrupt_records_total") >= 1
+
+
+def cut_inside_record(seg, k: int) -> int:
+    """Truncate ``seg`` 5 bytes into its record ``k``; returns the offset of that record."""
+    data = seg.read_bytes()
+    off = HEADER_SIZE
+    for _ in range(k):
+        (length,) = struct.unpack_from("<I", data, off)
+        off += RECORD_OVERHEAD + length
+    os.truncate(seg, off + 5)
+    return off
+
+
+async def test_a_segment_cut_short_after_start_counts_every_lost_record(tmp_path):
+    first = new_buffer(tmp_path, chunk_limit_records=100)
+    await first.open()
+    await first.put(records(50), None)
+    simulate_crash(first)
+    metrics = Metrics()
+    buf = new_buffer(tmp_path, metrics, chunk_limit_records=100)
+    await buf.open()
+    [seg] = segments(tmp_path)
+    cut_inside_record(seg, 8)  # records 8..49 gone while the agent runs
+    buf.close()
+    out: list[bytes] = []
+    while (chunk := await asyncio.wait_for(buf.get(), 10)) is not None:
+        out += chunk.payloads
+        await buf.settle(chunk)
+    await buf.shutdown()
+    assert out == records(8)
+    assert counter(metrics, "shipper_buffer_corrupt_records_total") == 42
+    assert counter(metrics, "shipper_records_dropped_total", reason="buffer_corrupt") == 42
+
+
+async def test_a_segment_cut_short_before_start_is_logged_as_a_lower_bound(tmp_path, caplog):
+    buf = new_buffer(tmp_path, chunk_limit_records=100)
+    await buf.open()
+    await buf.put(records(50), None)
+    simulate_crash(buf)
+    [seg] = segments(tmp_path)
+    off = cut_inside_record(seg, 8)
+    metrics = Metrics()
+    assert await restart(tmp_path, metrics) == records(8)
+    assert counter(metrics, "shipper_buffer_corrupt_records_total") == 1
+    [line] = [r for r in caplog.records
+              if getattr(r, "event", "") == "buffer_segment_quarantined"]
+    assert "at least 1 damaged record(s)" in line.getMessage()
+    assert f"bytes {off}-{off + 5}" in line.getMessage() and seg.name in line.getMessage()
+    assert line.corrupt_records_exact is False
+    assert line.damaged_ranges == [(off, off + 5)]

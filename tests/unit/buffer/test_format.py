@@ -142,3 +142,32 @@ def test_verified_payloads_give_up_on_any_damage_so_the_scan_decides(damage):
     else:
         data += b"\x01\x02\x03"
     assert verified_payloads(bytes(data)) is None
+
+
+def _segment(n: int) -> tuple[bytes, list[int]]:
+    """A segment of ``n`` records and the offset where each record starts."""
+    payloads = [f'{{"seq":{i}, "pad":"{"x" * (i % 7)}"}}\n'.encode() for i in range(n)]
+    offsets, off = [], HEADER_SIZE
+    for p in payloads:
+        offsets.append(off)
+        off += RECORD_OVERHEAD + len(p)
+    return encode_header() + frame(payloads), offsets
+
+
+def test_damaged_records_are_counted_exactly_when_their_lengths_hold():
+    data, offsets = _segment(10)
+    damaged = bytearray(data)
+    for k in (2, 3, 7):  # three payloads rot; their length fields are intact
+        damaged[offsets[k] + RECORD_OVERHEAD + 1] ^= 0x20
+    found = scan(bytes(damaged))
+    assert len(found.spans) == 7
+    assert found.lost(bytes(damaged)) == (3, True)
+
+
+def test_a_segment_cut_inside_a_record_is_a_lower_bound_not_one():
+    data, offsets = _segment(50)
+    cut = data[: offsets[8] + 5]  # records 8..49 are gone: 42 lost, only one trace left
+    found = scan(cut)
+    assert len(found.spans) == 8
+    lost, exact = found.lost(cut)
+    assert (lost, exact) == (1, False), "one trace; the count says it is only a minimum"
