@@ -116,6 +116,8 @@ def tls_verify_failure(exc: BaseException) -> str | None:
         if isinstance(current, ssl.SSLCertVerificationError):
             why = current.verify_message or current.reason or str(current)
             return f"certificate verify failed: {why}"
+        if type(current).__name__ == "CertificateError":  # urllib3's own host name check
+            return f"certificate verify failed: {current}"
         nested = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
         current = current.__cause__ or current.__context__ or (nested[0] if nested else None)
     return None

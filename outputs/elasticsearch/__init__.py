@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import socket
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -47,10 +49,13 @@ from outputs.elasticsearch.response import (
     parse_retry_after,
 )
 from shipper.errors import (
+    TLS_ERROR_TYPE,
     OutputCredentialsError,
     OutputPermanentError,
     OutputRetryableError,
+    OutputTLSError,
     StorageError,
+    tls_verify_failure,
 )
 from shipper.metrics import Metrics
 from shipper.protocols import ItemError, Outcome, Status
@@ -109,6 +114,15 @@ def auth_headers(config: ElasticsearchConfig, password: str | None = None,
     return {}
 
 
+def _default_ca_file() -> str | None:
+    """The bundle the transport verifies with when no ``ca_file`` is set (certifi's)."""
+    try:
+        import certifi
+    except ImportError:
+        return None
+    return str(certifi.where())
+
+
 def node_configs(config: ElasticsearchConfig) -> list[NodeConfig]:
     """One NodeConfig per host URL; TLS settings apply to https hosts only."""
     headers = {"user-agent": USER_AGENT}
@@ -138,6 +152,12 @@ class ElasticsearchOutput:
     by delivery, from the Outcome, so nothing is counted twice. ``transport`` replaces the
     HTTP transport (tests).
     """
+
+    #: Dead-letter reasons (error types) exported at zero from the start: the usual mapping
+    #: refusals and our own; any other type the server sends appears with its first record.
+    DEAD_LETTER_REASONS = ("mapper_parsing_exception", "document_parsing_exception",
+                           "illegal_argument_exception", "strict_dynamic_mapping_exception",
+                           "index_not_found_exception", "payload_too_large")
 
     def __init__(self, name: str, config: ElasticsearchConfig,
                  metrics: Metrics | None = None, *, transport: Transport | None = None) -> None:
@@ -260,8 +280,14 @@ class ElasticsearchOutput:
         try:
             status, resp_headers, raw = await self._request("POST", BULK_PATH, body, headers)
         except (TransportError, OSError) as exc:
-            kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection_error"
-            outcome = Outcome.all(n, Status.RETRY, ItemError(0, kind, str(exc)))
+            tls = tls_verify_failure(exc)
+            if tls is not None:
+                where = await asyncio.to_thread(self._tls_failing_hosts)
+                error = ItemError(0, TLS_ERROR_TYPE, f"{tls} ({where})")
+            else:
+                kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection_error"
+                error = ItemError(0, kind, str(exc))
+            outcome = Outcome.all(n, Status.RETRY, error)
         except OutputRetryableError as exc:  # e.g. a secret file that cannot be read now
             outcome = Outcome.all(n, Status.RETRY, ItemError(0, "credentials_unavailable",
                                                              str(exc)))
@@ -273,10 +299,53 @@ class ElasticsearchOutput:
                       self.name, outcome.http_status)
         return outcome
 
+    async def _raise_if_tls(self, exc: BaseException) -> None:
+        """Raise OutputTLSError (not ready at once) when ``exc`` is a refused certificate."""
+        tls = tls_verify_failure(exc)
+        if tls is None:
+            return
+        where = await asyncio.to_thread(self._tls_failing_hosts)
+        self.health.tls_problem = f"{tls} ({where})"
+        raise OutputTLSError(f"output {self.name}: {tls} ({where})") from exc
+
+    def _tls_failing_hosts(self) -> str:
+        """Which ``hosts`` refused verification, as ``hosts[i] URL`` (blocking).
+
+        The transport's error does not say which node it was; with one https host it is that
+        one, with several each is asked for a handshake with the same trust settings.
+        """
+        https = [(i, url) for i, url in enumerate(self.config.hosts) if url.startswith("https:")]
+        if len(https) > 1:
+            failing = [(i, url) for i, url in https if not self._handshake_verifies(url)]
+            https = failing or https
+        return ", ".join(f"hosts[{i}] {url}" for i, url in https)
+
+    def _handshake_verifies(self, url: str) -> bool:
+        """False when a TLS handshake with ``url`` fails certificate verification."""
+        cfg = self.config
+        try:
+            context = ssl.create_default_context(cafile=cfg.ca_file or _default_ca_file())
+            if cfg.client_cert:
+                context.load_cert_chain(cfg.client_cert, cfg.client_key)
+        except (OSError, ssl.SSLError):
+            return True  # the transport would have failed to start: not this question
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            with socket.create_connection((host, parts.port or 443),
+                                          timeout=min(5.0, cfg.request_timeout_secs)) as sock, \
+                    context.wrap_socket(sock, server_hostname=host):
+                return True
+        except ssl.SSLCertVerificationError:
+            return False
+        except OSError:
+            return True
+
     async def _detect(self) -> ServerInfo:
         try:
             status, headers, raw = await self._request("GET", "/")
         except (TransportError, OSError) as exc:
+            await self._raise_if_tls(exc)
             raise OutputRetryableError(
                 f"output {self.name}: cannot reach {', '.join(self.config.hosts)}: {exc}"
             ) from exc
@@ -293,6 +362,7 @@ class ElasticsearchOutput:
                 f"output {self.name}: GET / answered HTTP {status}",
                 parse_retry_after(headers.get("retry-after")))
         self.health.credentials_rejected = False
+        self.health.tls_problem = None
         try:
             return parse_root(raw)
         except ValueError as exc:
@@ -309,6 +379,7 @@ class ElasticsearchOutput:
             status, headers, raw = await self._request(
                 "PUT", path, orjson.dumps(body), {"content-type": JSON})
         except (TransportError, OSError) as exc:
+            await self._raise_if_tls(exc)
             raise OutputRetryableError(
                 f"output {self.name}: cannot install template {cfg.template_name}: {exc}"
             ) from exc
@@ -320,9 +391,11 @@ class ElasticsearchOutput:
             log.warning("output %s: not allowed to install template %s (403); indexing with "
                         "the templates already on the server: %s", self.name, path, detail)
             return
-        if status == 401 or status == 429 or status >= 500:
-            if status == 401:
-                self.health.credentials_rejected = True
+        if status == 401:
+            self.health.credentials_rejected = True
+            raise OutputCredentialsError(
+                f"output {self.name}: credentials rejected installing template {path} (401)")
+        if status == 429 or status >= 500:
             raise OutputRetryableError(
                 f"output {self.name}: template {path} answered HTTP {status}: {detail}",
                 parse_retry_after(headers.get("retry-after")))

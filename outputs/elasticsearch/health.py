@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
+from shipper.errors import TLS_ERROR_TYPE
 from shipper.fields import mapping_properties
 from shipper.protocols import Outcome, Status
 
@@ -151,6 +152,8 @@ class Health:
     started: bool = False
     last_success: float | None = None
     credentials_rejected: bool = False
+    #: Why the server's certificate was refused (verification failed), until it is accepted.
+    tls_problem: str | None = None
     last_error: str | None = None
     last_http_status: int | None = None
     _clock: Callable[[], float] = field(default=time.time, repr=False)
@@ -159,6 +162,11 @@ class Health:
         """Fold one request's outcome into the state."""
         status = outcome.http_status
         self.last_http_status = status
+        if status is not None:
+            self.tls_problem = None  # an HTTP answer: the handshake was accepted
+        else:
+            tls = next((e for e in outcome.errors.values() if e.type == TLS_ERROR_TYPE), None)
+            self.tls_problem = tls.reason if tls is not None else None
         if status is not None and status in (401, 403):
             self.credentials_rejected = True
         elif status is not None and 200 <= status < 300:
@@ -170,8 +178,9 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        """Started, and the server is not refusing our credentials."""
-        return self.started and not self.credentials_rejected
+        """Started, the server is not refusing our credentials, and its certificate is
+        trusted."""
+        return self.started and not self.credentials_rejected and self.tls_problem is None
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-friendly view for the health endpoint."""
@@ -180,6 +189,7 @@ class Health:
             "server": str(self.server) if self.server else None,
             "last_success": self.last_success,
             "credentials_rejected": self.credentials_rejected,
+            "tls_problem": self.tls_problem,
             "last_http_status": self.last_http_status,
             "last_error": self.last_error,
         }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -48,7 +49,13 @@ from outputs.logzio.response import (
 )
 from outputs.logzio.token import TokenSource, install_log_redaction, redact
 from shipper import __version__
-from shipper.errors import OutputCredentialsError, OutputPermanentError
+from shipper.errors import (
+    TLS_ERROR_TYPE,
+    OutputCredentialsError,
+    OutputPermanentError,
+    OutputTLSError,
+    tls_verify_failure,
+)
 from shipper.metrics import Metrics
 from shipper.protocols import ItemError, Outcome, Status
 from shipper.record import Record
@@ -83,6 +90,12 @@ class LogzioOutput:
     ``pool`` replaces the HTTP connection pool (tests).
     """
 
+    #: Dead-letter reasons (error types) exported at zero from the start.
+    DEAD_LETTER_REASONS = ("logzio_unidentified", "logzio_refused", "logzio_malformed",
+                           "logzio_oversized", "logzio_empty", "bad_request",
+                           "payload_too_large", "line_too_large", "empty_line",
+                           "malformed_line")
+
     def __init__(self, name: str, config: LogzioConfig, metrics: Metrics | None = None,
                  *, pool: urllib3.HTTPConnectionPool | None = None) -> None:
         self.name = name
@@ -92,6 +105,7 @@ class LogzioOutput:
         self._encoder = LineEncoder(config)
         self._tokens = TokenSource(name, config.token, config.token_file)
         self._pool = pool
+        self._own_pool = pool is None  # ours to rebuild (re-reading ca_file) after a TLS refusal
         self._timeout = urllib3.Timeout(connect=min(10.0, config.request_timeout_secs),
                                         total=config.request_timeout_secs)
         self._credentials_retry_after = config.buffer.retry_max_secs
@@ -113,8 +127,10 @@ class LogzioOutput:
 
     async def start(self) -> None:
         """Load the token and set up TLS. Raises OutputCredentialsError without a token (kept
-        retrying by delivery: a Secret may appear later), OutputPermanentError on a TLS setup
-        that retrying cannot fix."""
+        retrying by delivery: a Secret may appear later), OutputTLSError when the listener's
+        certificate fails verification (a TLS handshake, which sends no line), and
+        OutputPermanentError on a TLS setup that retrying cannot fix. An unreachable listener
+        does not stop the start: records wait in the buffer and delivery retries."""
         try:
             self._tokens.current()
         except OutputCredentialsError as exc:
@@ -122,6 +138,13 @@ class LogzioOutput:
             self.health.credentials_problem = str(exc)
             raise
         self._ensure_pool()
+        if self.endpoint.scheme == "https":
+            tls = await asyncio.to_thread(self._handshake_failure)
+            if tls is not None:
+                self._discard_pool()
+                self.health.tls_problem = tls
+                raise OutputTLSError(f"output {self.name}: {tls}")
+            self.health.tls_problem = None
         if self.endpoint.scheme == "http":
             log.warning("output %s: plain http to %s (allow_insecure): the token can be read "
                         "on the network", self.name, self.endpoint,
@@ -199,6 +222,31 @@ class LogzioOutput:
                     retries=False)
         return self._pool
 
+    def _discard_pool(self) -> None:
+        """Drop a pool we built, so that the next request builds a new TLS context: the
+        operator may have fixed ``ca_file``. Requests still using it finish normally."""
+        if self._own_pool and self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
+
+    def _handshake_failure(self) -> str | None:
+        """Blocking: why the listener's certificate fails verification, or None (also when
+        the listener cannot be reached now: delivery retries that like any outage)."""
+        pool = self._ensure_pool()
+        context = pool.conn_kw.get("ssl_context") or ssl_context(self.config.ca_file)
+        ep = self.endpoint
+        timeout = min(10.0, self.config.request_timeout_secs)
+        try:
+            with socket.create_connection((ep.host, ep.port), timeout=timeout) as sock, \
+                    context.wrap_socket(sock, server_hostname=ep.host):
+                return None
+        except ssl.SSLCertVerificationError as exc:
+            return f"{tls_verify_failure(exc)} (listener {ep})"
+        except OSError as exc:
+            log.info("output %s: cannot check the listener's certificate now: %s", self.name,
+                     exc, extra={"event": "logzio_tls_check_skipped", "output": self.name})
+            return None
+
     def _url(self, token: str) -> str:
         """Path and query of a bulk request: the one string that holds the token."""
         return (f"{self.endpoint.path}/?token={quote(token, safe='')}"
@@ -227,13 +275,22 @@ class LogzioOutput:
         try:
             status, resp_headers, raw = await asyncio.to_thread(
                 self._request, self._url(token), body, headers)
+        except OutputPermanentError as exc:  # ca_file unreadable when the pool was rebuilt
+            error = ItemError(0, TLS_ERROR_TYPE, str(exc))
+            outcome = Outcome.all(len(lines), Status.RETRY, error)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            # urllib3's NewConnectionError (refused, unresolvable) subclasses its TimeoutError.
-            timeout = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError) and \
-                not isinstance(exc, urllib3.exceptions.NewConnectionError)
-            text = redact(f"{type(exc).__name__}: {exc}", self._tokens.known)
-            error = ItemError(0, "timeout" if timeout else "connection_error",
-                              f"{self.endpoint}: {text}")
+            tls = tls_verify_failure(exc)
+            if tls is not None:
+                self._discard_pool()  # the next attempt re-reads ca_file
+                error = ItemError(0, TLS_ERROR_TYPE, f"{tls} (listener {self.endpoint})")
+            else:
+                # urllib3's NewConnectionError (refused, unresolvable) subclasses its
+                # TimeoutError.
+                timeout = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError) \
+                    and not isinstance(exc, urllib3.exceptions.NewConnectionError)
+                text = redact(f"{type(exc).__name__}: {exc}", self._tokens.known)
+                error = ItemError(0, "timeout" if timeout else "connection_error",
+                                  f"{self.endpoint}: {text}")
             outcome = Outcome.all(len(lines), Status.RETRY, error)
         else:
             outcome = classify(status, raw, lines, resp_headers,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outputs.logzio.response import CREDENTIAL_STATUSES, LineCounts
+from shipper.errors import TLS_ERROR_TYPE
 from shipper.protocols import Outcome, Status
 
 
@@ -31,6 +32,8 @@ class Health:
     last_success: float | None = None
     credentials_rejected: bool = False
     credentials_problem: str | None = None
+    #: Why the listener's certificate was refused (verification failed), until it is accepted.
+    tls_problem: str | None = None
     last_error: str | None = None
     last_http_status: int | None = None
     lines: dict[str, int] = field(default_factory=lambda: {
@@ -41,6 +44,11 @@ class Health:
         """Fold one request's outcome into the state (``errors`` are already redacted)."""
         status = outcome.http_status
         self.last_http_status = status
+        if status is not None:
+            self.tls_problem = None  # an HTTP answer: the handshake was accepted
+        else:
+            tls = next((e for e in outcome.errors.values() if e.type == TLS_ERROR_TYPE), None)
+            self.tls_problem = tls.reason if tls is not None else None
         if status is not None and status in CREDENTIAL_STATUSES:
             self.credentials_rejected = True
             error = next(iter(outcome.errors.values()), None)
@@ -65,8 +73,9 @@ class Health:
 
     @property
     def ready(self) -> bool:
-        """Started, and the listener is not refusing our token."""
-        return self.started and not self.credentials_rejected
+        """Started, the listener is not refusing our token, and its certificate is
+        trusted."""
+        return self.started and not self.credentials_rejected and self.tls_problem is None
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-friendly view for the health endpoint and tests."""
@@ -75,6 +84,7 @@ class Health:
             "last_success": self.last_success,
             "credentials_rejected": self.credentials_rejected,
             "credentials_problem": self.credentials_problem,
+            "tls_problem": self.tls_problem,
             "last_http_status": self.last_http_status,
             "last_error": self.last_error,
             "lines": dict(self.lines),

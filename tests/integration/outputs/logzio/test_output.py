@@ -13,7 +13,7 @@ import pytest
 from outputs.logzio import LogzioOutput
 from outputs.logzio.config import LogzioConfig
 from shipper.demo.embedded_es import free_loopback_port
-from shipper.errors import OutputCredentialsError, OutputPermanentError
+from shipper.errors import OutputCredentialsError, OutputPermanentError, OutputTLSError
 from shipper.protocols import Status
 from tests.integration.outputs.logzio.support import TOKEN, Harness, make_output, records
 from tests.logzio_listener import Fault, LogzioListener
@@ -284,13 +284,17 @@ async def test_a_certificate_from_an_unknown_ca_is_not_trusted(listener: LogzioL
                                                                ) -> None:
     output = LogzioOutput("lz", LogzioConfig(listener=listener.url, token=TOKEN,
                                              request_timeout_secs=5))
-    await output.start()
     try:
+        with pytest.raises(OutputTLSError) as refused:  # found at start, by a handshake
+            await output.start()
         outcome = await output.send(output.encode(records(1)))
     finally:
         await output.close()
+    why = "certificate verify failed: unable to get local issuer certificate"
+    assert why in str(refused.value)
     assert outcome.statuses == [Status.RETRY]
-    assert "CERTIFICATE_VERIFY_FAILED" in outcome.errors[0].reason
+    assert outcome.errors[0].type == "tls_error"
+    assert outcome.errors[0].reason == f"{why} (listener {listener.url}/)"
     assert listener.seen == []
 
 
