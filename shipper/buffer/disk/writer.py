@@ -94,6 +94,8 @@ class SegmentWriter:
         header = encode_header()
         try:
             fd = await asyncio.to_thread(self._storage.create, path, header)
+        except FileExistsError:
+            raise  # not ours to delete; the retry takes the next sequence number
         except OSError:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self._storage.unlink, path)

@@ -6,6 +6,8 @@ import asyncio
 import errno
 import logging
 
+import pytest
+
 from shipper.acks import AckGroup
 from shipper.metrics import Metrics
 from tests.integration.buffer.helpers import (
@@ -162,7 +164,8 @@ async def test_a_storage_fault_makes_the_output_not_ready_until_it_clears(tmp_pa
     from shipper.health import OutputHealth
 
     storage, metrics = FaultyStorage(), Metrics()
-    buf = new_buffer(tmp_path, metrics, storage=storage)
+    buf = new_buffer(tmp_path, metrics, storage=storage, fsync="interval",
+                     fsync_interval_secs=0.02)
     health = OutputHealth("out", 300, has_backlog=lambda: not buf.empty,
                           storage_problem=buf.storage_problem)
     await buf.open()
@@ -185,4 +188,45 @@ async def test_a_storage_fault_makes_the_output_not_ready_until_it_clears(tmp_pa
     del storage.faults["unlink"]
     await until(lambda: health.problem() is None, "the retried deletion")
     assert segments(tmp_path) == []
+    await buf.shutdown()
+
+
+@pytest.mark.parametrize("op", ["create", "pwrite", "fsync", "fsync_dir"])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EEXIST, errno.EACCES],
+                         ids=errno.errorcode.get)
+async def test_every_write_step_failing_pauses_then_keeps_every_record_once(
+        tmp_path, op, code):
+    storage, metrics = FaultyStorage(), Metrics()
+    # fsync by the housekeeping task every 20 ms, which also retries failed deletions
+    buf = new_buffer(tmp_path, metrics, storage=storage, fsync="interval",
+                     fsync_interval_secs=0.02)
+    await buf.open()
+    await buf.put(records(2), None)  # an open segment; the next put also needs a new one
+    storage.faults[op], storage.times[op] = code, 3
+    acked: list[AckGroup] = []
+    group = AckGroup(on_safe=acked.append)
+    await asyncio.wait_for(buf.put(records(5, 2), group), 10)
+    group.seal()
+    await until(lambda: acked == [group], "the acks once storage works again")
+    assert storage_errors(metrics, "write") + storage_errors(metrics, "fsync") >= 1
+    assert group.dropped == 0
+    buf.close()
+    out: list[bytes] = []
+    while (chunk := await asyncio.wait_for(buf.get(), 5)) is not None:
+        out += chunk.payloads
+        await buf.settle(chunk)
+    assert out == records(7), "nothing lost, nothing twice"
+    await until(lambda: buf.bytes_used == 0, "every segment deleted")
+    assert segments(tmp_path) == []
+    await buf.shutdown()
+
+
+async def test_a_segment_name_taken_by_someone_else_is_never_deleted(tmp_path):
+    buf = new_buffer(tmp_path)
+    await buf.open()
+    foreign = tmp_path / "0000000000000001.seg"
+    foreign.write_bytes(b"not ours")
+    await asyncio.wait_for(buf.put(records(3), None), 10)
+    assert foreign.read_bytes() == b"not ours", "EEXIST must not delete the existing file"
+    assert stored_payloads(tmp_path) == records(3)
     await buf.shutdown()
