@@ -99,6 +99,7 @@ def build_source(name: str, config: Any, state_dir: Path, metrics: Metrics,
                  shard: Callable[[str], bool] | None = None) -> Source:
     """``shard``: with ``workers: N``, the real paths this worker's tail sources read."""
     if isinstance(config, TailConfig):
+        metrics.declare_tail_source(name)  # loss counters at zero, for increase() alerts
         return TailSource(name, config, state_dir, metrics, shard=shard)
     if isinstance(config, ForwardConfig):
         return ForwardSource(name, config, metrics)
