@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import urllib.request
+from urllib.parse import urlsplit
 
 import msgpack
 import orjson
@@ -23,6 +24,7 @@ from shipper.demo.k8s_api import KubeApiServer
 from shipper.demo.k8s_objects import demo_objects
 from shipper.demo.loggen import generate_node_logs
 from shipper.sources.forward import ForwardSource
+from tests.faultproxy import FaultProxy
 from tests.integration.agent_harness import load, settled, unique_prefix
 
 NODE = "metrics-node"
@@ -156,9 +158,14 @@ async def test_metric_values_after_a_known_workload(tmp_path, es_url, k8s_api):
     es = {"output": "es"}
     dead = total(samples, "shipper_records_dead_lettered_total", **es)
     assert dead == 4
-    assert {dict(lab)["reason"] for (n, lab) in samples
-            if n == "shipper_records_dead_lettered_total"} <= {
+    # Every reason is exported from the start; only mapping errors have counted anything.
+    assert {dict(lab)["reason"] for (n, lab), v in samples.items()
+            if n == "shipper_records_dead_lettered_total" and v > 0} <= {
         "document_parsing_exception", "mapper_parsing_exception"}
+    assert value(samples, "shipper_records_retried_total", reason="connection", **es) == 0
+    assert value(samples, "shipper_lost_bytes_total", reason="deleted_unread", **src) == 0
+    assert value(samples, "shipper_output_start_attempts_total", result="ok", **es) == 1
+    assert total(samples, "shipper_output_start_attempts_total", **es) == 1
     assert value(samples, "shipper_records_delivered_total", **es) == tailed + 25 - 4
     assert total(samples, "shipper_records_duplicate_total") == 0
     assert total(samples, "shipper_records_retried_total") == 0
@@ -210,3 +217,78 @@ async def send_forward(port: int, n: int) -> list[str]:
     writer.close()
     await writer.wait_closed()
     return acks
+
+
+START_CONFIG = """\
+state_dir: {state}
+sources:
+  containers:
+    type: tail
+    include: ["{logs}/*.log"]
+    read_from_head: true
+    refresh_interval_secs: 0.1
+outputs:
+  es:
+    type: elasticsearch
+    hosts: ["{url}"]
+    logstash_prefix: {prefix}
+    template_name: {prefix}
+    buffer: {{flush_interval_secs: 0.1, retry_initial_secs: 0.05, retry_max_secs: 0.2}}
+telemetry: {{listen: "127.0.0.1:0"}}
+shutdown_deadline_secs: 10
+"""
+
+
+async def test_alerting_counters_exist_at_zero_and_start_attempts_count_an_outage(
+        tmp_path, es_url):
+    """Elasticsearch is unreachable when the agent starts: no record was sent, so only the
+    start-attempt counter can show it; every counter an alert watches is already exported
+    (at zero), so the first retry or dead letter is an increase Prometheus can see."""
+    parts = urlsplit(es_url)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / ("web-1_default_web-" + "e" * 64 + ".log")).write_bytes(
+        docker_lines([f"line {i}" for i in range(20)]))
+    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 9200) as proxy:
+        proxy.set_mode("refuse")
+        agent = Agent(load(START_CONFIG.format(state=tmp_path / "state", logs=logs,
+                                               url=proxy.url, prefix=unique_prefix())))
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        attempts = "shipper_output_start_attempts_total"
+        try:
+            async with asyncio.timeout(60):
+                await wait(lambda: agent.telemetry.port and sample_of(
+                    agent, attempts, output="es", result="unavailable") >= 3, task)
+                down = await asyncio.to_thread(scrape, agent.telemetry.port)
+                proxy.set_mode("pass")
+                await wait(lambda: settled(agent) >= 20, task)
+                up = await asyncio.to_thread(scrape, agent.telemetry.port)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+    es = {"output": "es"}
+    assert value(down, attempts, result="unavailable", **es) >= 3
+    assert value(down, attempts, result="ok", **es) == 0
+    for reason in ("connection", "tls", "429", "4xx", "5xx"):
+        assert value(down, "shipper_records_retried_total", reason=reason, **es) == 0
+    for reason in ("mapper_parsing_exception", "document_parsing_exception", "rejected"):
+        assert value(down, "shipper_records_dead_lettered_total", reason=reason, **es) == 0
+    for reason in ("buffer_full", "dead_letter_full"):
+        assert value(down, "shipper_records_dropped_total", reason=reason, **es) == 0
+    for status in ("connection_error", "503", "401"):
+        assert value(down, "shipper_output_requests_total", status=status, **es) == 0
+    for reason in ("deleted_unread", "truncated_unread", "compressed_unread"):
+        assert value(down, "shipper_lost_bytes_total", source="containers",
+                     reason=reason) == 0
+    assert value(up, attempts, result="ok", **es) == 1
+    assert value(up, attempts, result="unavailable", **es) >= value(
+        down, attempts, result="unavailable", **es)
+    assert value(up, "shipper_records_delivered_total", **es) == 20
+    assert value(up, "shipper_output_ready", **es) == 1
+
+
+def sample_of(agent: Agent, name: str, **labels: str) -> float:
+    found = agent.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
