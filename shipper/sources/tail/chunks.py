@@ -42,11 +42,13 @@ class Handoff:
 
 @dataclass(slots=True)
 class Chunk:
-    """Output of one read: records to emit and the offset safe once they are acknowledged."""
+    """Output of one read: records to emit, the offset safe once they are acknowledged and
+    the carried time there (``Decoder.safe_point``)."""
 
     records: list[Record]
     safe_offset: int
     handoffs: list[Handoff] = field(default_factory=list)
+    carry: int = 0
 
 
 @dataclass(slots=True)

@@ -12,9 +12,16 @@ Choices (the same for both formats, so Kibana sees one shape):
   ``\\n`` is stripped, and a ``\\r`` before it). A JSON-looking ``log`` stays a string.
 * Nothing is ever dropped. A message longer than ``max_line_bytes`` is cut at a UTF-8
   boundary and flagged ``truncated`` with ``original_bytes``; invalid UTF-8 is replaced and
-  flagged ``invalid_utf8``; a line that is not valid CRI / Docker JSON ships raw as ``log``,
-  without ``stream``, timed at read time and flagged ``malformed``. Flags live in
+  flagged ``invalid_utf8``; a line that is not valid CRI / Docker JSON (or whose time does
+  not parse) ships raw as ``log``, without ``stream``, flagged ``malformed``. Flags live in
   ``body["shipper"]["flags"]`` and are counted in ``self.flags``.
+* A malformed line has no time of its own. It takes the **carried time** (``carry_ns``): the
+  time of the last line before it in the same file that had a valid timestamp, or, before
+  the file's first such line, the wall-clock time the agent first saw the file. Never the
+  read time: the index name comes from the record's time, and a line re-read after a crash
+  must land in the same index as the first time, or ``create`` cannot answer 409. The
+  carried time at a checkpoint's offset is stored with it (``safe_point``; ``AckTracker``,
+  ``checkpoints.Entry.time_ns``), so a restart carries exactly what the first read did.
 * Split messages (CRI ``P``...``F``, Docker pieces without LF) are joined per stream and
   take the offset and timestamp of their first piece (see ``partials``); a flag of any piece
   is kept on the joined record. Open messages can be handed to the file's next generation
@@ -68,8 +75,15 @@ class Decoder(ABC):
     _strip_cr = False
 
     def __init__(self, identity: str, static: dict[str, Any], max_line_bytes: int,
-                 multiline: MultilineConfig | None = None) -> None:
+                 multiline: MultilineConfig | None = None, carry_ns: int = 0) -> None:
+        """``carry_ns``: the carried time where decoding starts (from the checkpoint)."""
         self.identity = identity
+        self.carry_ns = carry_ns
+        # True while ``carry_ns`` is still the checkpoint's, not a line's own; then
+        # ``used_initial`` says a malformed line was timed with it (the entry must be on
+        # disk before that record ships: see ``ReadLoop.emit``).
+        self.initial = True
+        self.used_initial = False
         self.static = static  # tag / kubernetes / docker: shared by all records, never mutated
         self.tag: str = static["tag"]
         # The fast paths copy this and set the three per-line fields: half the cost of
@@ -85,20 +99,20 @@ class Decoder(ABC):
             self.multiline = Multiline(multiline.start_pattern, multiline.max_lines,
                                        multiline.max_bytes, self.done_handoffs)
 
-    def decode(self, lines: list[bytes], offset: int, now_ns: int) -> tuple[list[Record], int]:
+    def decode(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
         """Decode complete lines starting at byte ``offset``; return records and end offset."""
         records = []
         end = offset
         for line in lines:
-            record = self._line(line, end, now_ns)
+            record = self._line(line, end)
             end += len(line) + 1
             if record is not None:
                 records.append(record)
         return records, end
 
-    def decode_long(self, head: bytes, length: int, offset: int, now_ns: int) -> list[Record]:
+    def decode_long(self, head: bytes, length: int, offset: int) -> list[Record]:
         """One physical line of ``length`` bytes of which only ``head`` was kept (too long)."""
-        record = self._line(head, offset, now_ns, length)
+        record = self._line(head, offset, length)
         return [] if record is None else [record]
 
     def flush_partials(self) -> list[Record]:
@@ -124,8 +138,25 @@ class Decoder(ABC):
 
     def safe_offset(self, end: int) -> int:
         """Checkpoint limit once lines up to ``end`` are consumed: never inside a group."""
-        end = self.partials.safe_offset(end)
-        return self.multiline.safe_offset(end) if self.multiline is not None else end
+        return self.safe_point(end)[0]
+
+    def safe_point(self, end: int) -> tuple[int, int]:
+        """``safe_offset`` and the carried time there: where a restart from it would start
+        (the first line of the oldest open group or event), it is the time carried before
+        that line, kept by the group or event when it opened."""
+        best, carry = end, self.carry_ns
+        for group in self.partials.groups.values():
+            local = group.local
+            if local == -1:
+                if group.offset < best:
+                    best, carry = group.offset, group.carry
+            elif local is not None and local < best:
+                best, carry = local, group.local_carry
+        if self.multiline is not None:
+            for event in self.multiline.events.values():
+                if event.local is not None and event.local < best:
+                    best, carry = event.local, event.carry
+        return best, carry
 
     # -- handing open messages to the next generation of the file ---------------------------
 
@@ -159,15 +190,19 @@ class Decoder(ABC):
     # -- slow paths -----------------------------------------------------------------------
 
     @abstractmethod
-    def _line(self, line: bytes, offset: int, now_ns: int,
-              length: int | None = None) -> Record | None:
-        """Decode one physical line with every rule; None when it only continued a group."""
+    def _line(self, line: bytes, offset: int, length: int | None = None) -> Record | None:
+        """Decode one physical line with every rule; None when it only continued a group.
+        A line with a valid time makes it the carried time (after its own group/event
+        opened with the previous one)."""
 
-    def _malformed(self, line: bytes, offset: int, now_ns: int, length: int | None,
+    def _malformed(self, line: bytes, offset: int, length: int | None,
                    flags: list[str] | None = None) -> Record | None:
         if length is None and line[-1:] == b"\r":
             line = line[:-1]
-        group = Group(offset, now_ns, format_time(now_ns))
+        time_ns = self.carry_ns
+        if self.initial:
+            self.used_initial = True
+        group = Group(offset, time_ns, format_time(time_ns), carry=time_ns)
         group.add(line, len(line) if length is None else length, self.max_bytes)
         return self._from_group(None, group, [MALFORMED, *(flags or ())])
 
@@ -211,8 +246,10 @@ class Decoder(ABC):
             if group.handoffs:
                 self.done_handoffs.extend(group.handoffs)
             return record
-        local = group.offset if group.local == -1 else group.local
-        finished = multiline.add(record, group.offset if local is None else local)
+        if group.local == -1 or group.local is None:
+            finished = multiline.add(record, group.offset, group.carry)
+        else:
+            finished = multiline.add(record, group.local, group.local_carry)
         if group.handoffs:  # the event now holding this message ships them
             multiline.events[stream].handoffs.extend(group.handoffs)
         return finished
@@ -223,13 +260,15 @@ class Decoder(ABC):
         """Route one parsed piece through the stream's partial group."""
         partials = self.partials
         if partial:
-            partials.add(stream, offset, time_ns, time_str, content, length, flags)
+            partials.add(stream, offset, time_ns, time_str, content, length, flags,
+                         self.carry_ns)
             return None
         if stream in partials:
             group = partials.finish(stream, content, length)
             if group.local is None:
                 group.local = offset
+                group.local_carry = self.carry_ns
         else:
-            group = Group(offset, time_ns, time_str)
+            group = Group(offset, time_ns, time_str, carry=self.carry_ns)
             group.add(content, length, self.max_bytes)
         return self._from_group(stream, group, flags, attrs)

@@ -39,15 +39,16 @@ class CriDecoder(Decoder):
 
     format = "cri"
 
-    def decode(self, lines: list[bytes], offset: int, now_ns: int) -> tuple[list[Record], int]:
+    def decode(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
         if self.multiline is not None:
-            return super().decode(lines, offset, now_ns)
+            return super().decode(lines, offset)
         records: list[Record] = []
         append = records.append
         new_body, tag, ident, max_bytes = self.template.copy, self.tag, self.identity, \
             self.max_bytes
         partials, streams, heads, slow = self.partials.groups, STREAMS, HEAD_NS, self._line
         end = offset
+        carry = None  # time of the last line if it took the fast path (see ``carry_ns``)
         for line in lines:
             start = end
             end += len(line) + 1
@@ -73,15 +74,19 @@ class CriDecoder(Decoder):
                             body["log"] = text
                             body["stream"] = stream
                             body["time"] = ts.decode("latin-1")
-                            append(Record(body, base + int(frac), tag, f"{ident}-{start:x}"))
+                            carry = base + int(frac)
+                            append(Record(body, carry, tag, f"{ident}-{start:x}"))
                             continue
-            record = slow(line, start, now_ns)
+            if carry is not None:
+                self.carry_ns, self.initial, carry = carry, False, None
+            record = slow(line, start)
             if record is not None:
                 append(record)
+        if carry is not None:
+            self.carry_ns, self.initial = carry, False
         return records, end
 
-    def _line(self, line: bytes, offset: int, now_ns: int,
-              length: int | None = None) -> Record | None:
+    def _line(self, line: bytes, offset: int, length: int | None = None) -> Record | None:
         if line[:1] == b"\0":
             line, length = skip_nul(line, length)
             if not line:
@@ -94,16 +99,18 @@ class CriDecoder(Decoder):
             missing = length - len(line)
         parts = line.split(b" ", 3)
         if len(parts) != 4:
-            return self._malformed(line, offset, now_ns, length)
+            return self._malformed(line, offset, length)
         ts, stream_name, tags, content = parts
         stream = STREAMS.get(stream_name)
         parsed = parse_time(ts.decode("latin-1"))
         if stream is None or parsed is None:
-            return self._malformed(line, offset, now_ns, length)
+            return self._malformed(line, offset, length)
         # Kubelet reads only the first ':'-separated tag: P is partial, anything else is full.
         partial = tags.split(b":", 1)[0] == b"P"
-        return self._content(stream, offset, parsed[0], parsed[1], content,
-                             len(content) + missing, partial)
+        record = self._content(stream, offset, parsed[0], parsed[1], content,
+                               len(content) + missing, partial)
+        self.carry_ns, self.initial = parsed[0], False
+        return record
 
 
 class DockerDecoder(Decoder):
@@ -112,15 +119,16 @@ class DockerDecoder(Decoder):
     format = "docker"
     _strip_cr = True  # a 16 KiB split can fall between the \r and the \n of a CRLF
 
-    def decode(self, lines: list[bytes], offset: int, now_ns: int) -> tuple[list[Record], int]:
+    def decode(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
         if self.multiline is not None:
-            return super().decode(lines, offset, now_ns)
+            return super().decode(lines, offset)
         records: list[Record] = []
         append = records.append
         new_body, tag, ident, max_bytes = self.template.copy, self.tag, self.identity, \
             self.max_bytes
         partials, names, heads, slow = self.partials.groups, STREAM_NAMES, HEAD_NS, self._line
         end = offset
+        carry = None  # time of the last line if it took the fast path (see ``carry_ns``)
         for line in lines:
             start = end
             end += len(line) + 1
@@ -152,22 +160,26 @@ class DockerDecoder(Decoder):
                         body["stream"] = stream
                         body["time"] = ts
                         append(Record(body, time_ns, tag, f"{ident}-{start:x}"))
+                        carry = time_ns
                         continue
             except (JSONDecodeError, KeyError, TypeError, AttributeError):
                 pass
-            record = slow(line, start, now_ns)
+            if carry is not None:
+                self.carry_ns, self.initial, carry = carry, False, None
+            record = slow(line, start)
             if record is not None:
                 append(record)
+        if carry is not None:
+            self.carry_ns, self.initial = carry, False
         return records, end
 
-    def _line(self, line: bytes, offset: int, now_ns: int,
-              length: int | None = None) -> Record | None:
+    def _line(self, line: bytes, offset: int, length: int | None = None) -> Record | None:
         if line[:1] == b"\0":
             line, length = skip_nul(line, length)
             if not line:
                 return None
         if length is not None and length > len(line):
-            return self._malformed(line, offset, now_ns, length)  # cut JSON cannot be parsed
+            return self._malformed(line, offset, length)  # cut JSON cannot be parsed
         flags: list[str] = []
         try:
             obj = loads(line)
@@ -178,29 +190,31 @@ class DockerDecoder(Decoder):
                 try:
                     obj = loads(line.decode("utf-8", "replace"))
                 except JSONDecodeError:
-                    return self._malformed(line, offset, now_ns, length)
+                    return self._malformed(line, offset, length)
                 flags.append(INVALID_UTF8)
             else:
-                return self._malformed(line, offset, now_ns, length)
+                return self._malformed(line, offset, length)
         if not isinstance(obj, dict):
-            return self._malformed(line, offset, now_ns, length, flags)
+            return self._malformed(line, offset, length, flags)
         log, stream, ts = obj.get("log"), obj.get("stream"), obj.get("time")
         parsed = parse_time(ts) if isinstance(ts, str) else None
         if (not isinstance(stream, str) or stream not in STREAM_NAMES or parsed is None
                 or not isinstance(log, str | None)):
-            return self._malformed(line, offset, now_ns, length, flags)
+            return self._malformed(line, offset, length, flags)
         text = log or ""
         # Docker omits an empty "log"; such a record is a complete empty message.
         partial = log is not None and text[-1:] != "\n"
         if not partial and text:
             text = text[:-1]
         content = text.encode("utf-8", "surrogatepass")
-        return self._content(stream, offset, parsed[0], parsed[1], content, len(content),
-                             partial, flags, obj.get("attrs"))
+        record = self._content(stream, offset, parsed[0], parsed[1], content, len(content),
+                               partial, flags, obj.get("attrs"))
+        self.carry_ns, self.initial = parsed[0], False
+        return record
 
 
 def make_decoder(fmt: str, identity: str, static: dict[str, Any], max_line_bytes: int,
-                 multiline: MultilineConfig | None = None) -> Decoder:
-    """Decoder for a detected format."""
+                 multiline: MultilineConfig | None = None, carry_ns: int = 0) -> Decoder:
+    """Decoder for a detected format (``carry_ns``: see ``Decoder``)."""
     cls = DockerDecoder if fmt == "docker" else CriDecoder
-    return cls(identity, static, max_line_bytes, multiline)
+    return cls(identity, static, max_line_bytes, multiline, carry_ns)

@@ -28,11 +28,12 @@ from shipper.record import Record
 class Event:
     """One event being joined."""
 
-    __slots__ = ("first", "handoffs", "lines", "local", "logs", "size")
+    __slots__ = ("carry", "first", "handoffs", "lines", "local", "logs", "size")
 
-    def __init__(self, first: Record, offset: int, size: int) -> None:
+    def __init__(self, first: Record, offset: int, size: int, carry: int = 0) -> None:
         self.first = first
         self.local: int | None = offset  # checkpoint limit here (None: no line here yet)
+        self.carry = carry  # the decoder's carried time at ``local`` (see ``decoding``)
         self.logs: list[str] = [first.body["log"]]
         self.size = size
         self.lines = 1
@@ -60,9 +61,9 @@ class Multiline:
     def __bool__(self) -> bool:
         return bool(self.events)
 
-    def add(self, record: Record, offset: int) -> Record | None:
-        """Feed one complete message that starts at ``offset`` of this file; return the
-        event it finished, if any."""
+    def add(self, record: Record, offset: int, carry: int = 0) -> Record | None:
+        """Feed one complete message that starts at ``offset`` of this file (``carry``: the
+        carried time there); return the event it finished, if any."""
         body = record.body
         text: str = body["log"]
         size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -75,6 +76,7 @@ class Multiline:
             event.lines += 1
             if event.local is None:
                 event.local = offset
+                event.carry = carry
             extra = _flags(record)
             if extra:
                 meta = event.first.body.setdefault("shipper", {})
@@ -82,7 +84,7 @@ class Multiline:
                 known.extend(flag for flag in extra if flag not in known)
             return None
         finished = self._finish(self.events.pop(stream)) if event is not None else None
-        self.events[stream] = Event(record, offset, size)
+        self.events[stream] = Event(record, offset, size, carry)
         return finished
 
     def _finish(self, event: Event) -> Record:

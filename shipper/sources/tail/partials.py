@@ -59,6 +59,10 @@ class Group:
     identity: str | None = None
     handoffs: list[Any] | None = None
     local: int | None = -1  # -1: same as ``offset``
+    # The decoder's carried time before the first piece (``carry``), and before the first
+    # piece in the current file (``local_carry``): a checkpoint held here stores it.
+    carry: int = 0
+    local_carry: int = 0
 
     def add(self, piece: bytes, length: int, max_bytes: int) -> None:
         """Append a piece; ``length`` is its real size (it may arrive already cut)."""
@@ -93,13 +97,16 @@ class Partials:
         return stream in self.groups
 
     def add(self, stream: str, offset: int, time_ns: int, time_str: str, piece: bytes,
-            length: int | None = None, flags: list[str] | None = None) -> None:
-        """Add a non-final piece, opening the stream's group if needed."""
+            length: int | None = None, flags: list[str] | None = None,
+            carry: int = 0) -> None:
+        """Add a non-final piece, opening the stream's group if needed (``carry``: the
+        decoder's carried time before this piece)."""
         group = self.groups.get(stream)
         if group is None:
-            group = self.groups[stream] = Group(offset, time_ns, time_str)
+            group = self.groups[stream] = Group(offset, time_ns, time_str, carry=carry)
         elif group.local is None:  # handed over: its first piece in this file
             group.local = offset
+            group.local_carry = carry
         group.add(piece, len(piece) if length is None else length, self.max_bytes)
         if flags:
             known = group.flags or []

@@ -179,12 +179,17 @@ class FileReader:
         else:
             found = store.find(self.key, self.dev, self.ino, fp)
         self.resume = None
+        carry = 0
         if found is not None and found[1].generation >= self.generation:
             old_identity, entry = found
             self.generation = entry.generation
             if entry.offset <= size:
                 start = entry.offset
                 self.identity = old_identity
+                carry = entry.time_ns
+                if not carry:  # written by an older version: from now on, like a new file
+                    carry = time.time_ns()
+                    store.set_time(old_identity, carry)
             else:  # truncated while we were not looking: new content at old offsets
                 store.remove(old_identity)
                 self.generation += 1
@@ -195,14 +200,18 @@ class FileReader:
                 start = size
                 self._skip_to_newline = os.pread(self.fd, 1, size - 1) != b"\n"
         if self.identity is None:
+            # Lines without a time of their own before the file's first timestamped line
+            # are timed when the file was first seen (``decoding``): kept in its entry.
+            carry = time.time_ns()
             self.identity = file_identity(self.key, self.dev, self.ino, fp, self.generation)
             store.put(self.identity, Entry(self.path, self.lineage, self.key, self.dev,
-                                           self.ino, fp, self.generation, start, size))
+                                           self.ino, fp, self.generation, start, size,
+                                           time_ns=carry))
         self.fingerprint = fp
         self.head = source
-        self.tracker = AckTracker(start)
+        self.tracker = AckTracker(start, carry)
         self.decoder = make_decoder(detect_format(source), self.identity, self.static,
-                                    self.config.max_line_bytes, self.multiline)
+                                    self.config.max_line_bytes, self.multiline, carry)
         self.offset = start
         if self.inherited is not None:
             inherited, self.inherited = self.inherited, None
@@ -266,7 +275,7 @@ class FileReader:
         assert self.decoder is not None and self.fd is not None
         if self.ready:  # inherited events that cannot continue here: ship them first
             ready, self.ready = self.ready, []
-            yield Chunk(ready, self.decoder.safe_offset(self.consumed()), self._handoffs())
+            yield self._chunk(ready, self.consumed())
             return
         size = self.observe(check_head=False)  # the watch loop checks it every second
         if self.replaced:
@@ -291,6 +300,13 @@ class FileReader:
             data = data[len(BOM):]
             start = len(BOM)
         yield from self._consume(data, start, max_batch)
+
+    def _chunk(self, records: list[Record], end: int) -> Chunk:
+        """The chunk of ``records`` once every line before ``end`` was decoded."""
+        decoder = self.decoder
+        assert decoder is not None
+        safe, carry = decoder.safe_point(end)
+        return Chunk(records, safe, self._handoffs(), carry)
 
     def _handoffs(self) -> list[Handoff]:
         decoder = self.decoder
@@ -322,13 +338,13 @@ class FileReader:
                 head = self._long_head
                 self._long = None
                 self._long_head = b""
-                records = decoder.decode_long(head, length, long_start, time.time_ns())
+                records = decoder.decode_long(head, length, long_start)
                 start = long_start + length + 1
-                first = Chunk(records, decoder.safe_offset(start), self._handoffs())
+                first = self._chunk(records, start)
             else:  # started at the end of a file in the middle of a line: skip that line
                 start = self.offset - len(data) + newline + 1
                 self._skip_to_newline = False
-                first = Chunk([], start)
+                first = Chunk([], start, carry=decoder.carry_ns)
             data = data[newline + 1:]
         # Split the block as read and glue the incomplete line onto its first piece: copying
         # the incomplete line in front of the block, or cutting the block at its last newline,
@@ -351,9 +367,8 @@ class FileReader:
         if first is not None:
             yield first
         for index in range(0, len(lines), max_batch):
-            records, start = decoder.decode(lines[index:index + max_batch], start,
-                                            time.time_ns())
-            yield Chunk(records, decoder.safe_offset(start), self._handoffs())
+            records, start = decoder.decode(lines[index:index + max_batch], start)
+            yield self._chunk(records, start)
 
     def consumed(self) -> int:
         """Offset up to which every byte went through the decoder."""
@@ -375,22 +390,20 @@ class FileReader:
             records += decoder.flush_events()
         end = self.consumed()
         if final:
-            now_ns = time.time_ns()
             if self._long is not None:
                 start, length = self._long
-                records += decoder.decode_long(self._long_head, length, start, now_ns)
+                records += decoder.decode_long(self._long_head, length, start)
                 end = start + length
             elif self._buf:
-                records += decoder.decode_long(self._buf, len(self._buf), end, now_ns)
+                records += decoder.decode_long(self._buf, len(self._buf), end)
                 end += len(self._buf)
             records += decoder.flush()  # what the last line opened
             self._long = None
             self._long_head = b""
             self._buf = b""
-        handoffs = self._handoffs()
-        if not records and not handoffs and not final:
+        if not records and not decoder.done_handoffs and not final:
             return None
-        return Chunk(records, decoder.safe_offset(end), handoffs)
+        return self._chunk(records, end)
 
     @property
     def pending(self) -> bool:

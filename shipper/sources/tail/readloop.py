@@ -27,7 +27,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from shipper.acks import AckGroup
 from shipper.metrics import Metrics
@@ -59,6 +59,8 @@ class ReadLoop:
         # Seconds spent inside ``emit`` (blocked on full buffers, or running the filters):
         # idle times are measured on a clock that stops meanwhile (``active``).
         self.paused = 0.0
+        # Writes the checkpoints now (``TailSource``); None in tests that drive the loop.
+        self.persist: Callable[[], Awaitable[None]] | None = None
         self._metrics = metrics
         self._m_records = metrics.records_read.labels(name)
         self._m_bytes = metrics.bytes_read.labels(name)
@@ -113,12 +115,20 @@ class ReadLoop:
         tracker, identity = reader.tracker, reader.identity
         assert tracker is not None and identity is not None
         if not chunk.records:  # bytes consumed with nothing to ship: safe at once
-            if tracker.advance(chunk.safe_offset):
-                self.store.set_offset(identity, tracker.committed)
+            if tracker.advance(chunk.safe_offset, chunk.carry):
+                self.store.set_offset(identity, tracker.committed, tracker.carry)
             for handoff in chunk.handoffs:
                 self._handoff_safe(handoff)
             return
-        token = tracker.add(chunk.safe_offset)
+        decoder = reader.decoder
+        if (decoder is not None and decoder.used_initial and identity in self.store.unsaved
+                and self.persist is not None):
+            # A malformed line was timed with the file's first-seen time, which a restart
+            # knows only from the checkpoint entry: write it before the record can be
+            # indexed, or a replay would time (and index) it differently.
+            decoder.used_initial = False  # one write (a failing store is not retried here)
+            await self.persist()
+        token = tracker.add(chunk.safe_offset, chunk.carry)
         group = AckGroup(on_safe=functools.partial(self._on_safe, reader, tracker, token,
                                                    chunk.handoffs))
         self._m_records.inc(len(chunk.records))
@@ -173,7 +183,7 @@ class ReadLoop:
         if reader.tracker is not tracker or reader.identity is None:
             return  # reset since: those bytes are gone, their progress is meaningless
         if tracker.ack(token):
-            self.store.set_offset(reader.identity, tracker.committed)
+            self.store.set_offset(reader.identity, tracker.committed, tracker.carry)
         if reader.retired and tracker.pending == 0:
             self.files.forget(reader)
 
@@ -231,7 +241,8 @@ class ReadLoop:
         groups, events = decoder.take_pending()
         count = len(groups) + len(events)
         if count:
-            handoff = Handoff(reader, tracker, tracker.add(reader.consumed()), count)
+            handoff = Handoff(reader, tracker,
+                              tracker.add(reader.consumed(), decoder.carry_ns), count)
             successor.inherit(groups, events, handoff)
             self.files.changed = True
 

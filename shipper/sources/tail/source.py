@@ -58,6 +58,7 @@ class TailSource:
         self.store = CheckpointStore(Path(state_dir) / name)
         self.files = FileTable(name, config, self.store, metrics, clock, shard)
         self.reading = ReadLoop(name, config, self.files, metrics, clock)
+        self.reading.persist = self._persist
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._watch_wake: asyncio.Event | None = None
@@ -246,6 +247,7 @@ class TailSource:
             if not self.store.dirty and not force:
                 return
             self._note_sizes()
+            taken = set(self.store.unsaved)
             data = self.store.snapshot()
             try:
                 await asyncio.to_thread(self.store.write, data)
@@ -256,17 +258,25 @@ class TailSource:
                               extra={"event": "tail_checkpoint_failed", "source": self.name})
                 self._save_failing = True
             else:
+                self.store.unsaved -= taken
                 if self._save_failing:
                     log.info("tail %s: positions persisted again", self.name,
                              extra={"event": "tail_checkpoint_recovered", "source": self.name})
                 self._save_failing = False
 
+    async def _persist(self) -> None:
+        """Write the checkpoints now (a fresh entry's time is about to be relied on)."""
+        if self._save_lock is not None:
+            await self._save(force=True)
+
     def _shutdown_sync(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
         self._note_sizes()
+        taken = set(self.store.unsaved)
         try:
             self.store.write(self.store.snapshot())
+            self.store.unsaved -= taken
         except StorageError as exc:
             log.error("tail %s: cannot persist positions at exit: %s", self.name, exc,
                       extra={"event": "tail_checkpoint_failed", "source": self.name})

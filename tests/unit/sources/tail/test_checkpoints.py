@@ -129,3 +129,34 @@ def test_removing_an_entry_removes_it_from_the_index() -> None:
     store.put("a", entry())
     store.remove("a")
     assert store.find("cid", 1, 2, "fp") is None
+
+
+def test_the_carried_time_moves_with_the_offset_and_survives_a_restart(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.put("a", entry(offset=0))
+    store.set_offset("a", 50, 1_700_000_000_000_000_000)
+    store.write(store.snapshot())
+    again = CheckpointStore(tmp_path)
+    again.load()
+    assert (again.entries["a"].offset, again.entries["a"].time_ns) == (
+        50, 1_700_000_000_000_000_000)
+
+
+def test_fresh_entries_are_unsaved_until_the_owner_says_a_write_took_them() -> None:
+    store = CheckpointStore(Path("/nonexistent"))
+    store.put("a", entry())
+    assert store.unsaved == {"a"}
+    store.unsaved.clear()  # what TailSource does once a write including it succeeded
+    store.set_time("a", 5)  # an entry of an older version gets its first time
+    assert store.unsaved == {"a"} and store.entries["a"].time_ns == 5 and store.dirty
+    store.remove("a")
+    assert not store.unsaved
+
+
+def test_an_entry_without_a_carried_time_loads_as_unknown(tmp_path: Path) -> None:
+    (tmp_path / "positions.json").write_text(
+        '{"version": 1, "files": {"a": {"path": "/p", "real_path": "/r", "key": "k", '
+        '"dev": 1, "ino": 2, "fingerprint": "f", "generation": 0, "offset": 7}}}')
+    store = CheckpointStore(tmp_path)
+    store.load()
+    assert store.entries["a"].time_ns == 0 and not store.unsaved

@@ -15,11 +15,12 @@ T0 = parse_time(TS)[0]  # type: ignore[index]
 
 
 def decoder(max_line_bytes: int = 1024) -> CriDecoder:
-    return CriDecoder(IDENT, parse_path(PATH, "kube").static_fields(), max_line_bytes)
+    return CriDecoder(IDENT, parse_path(PATH, "kube").static_fields(), max_line_bytes,
+                      carry_ns=NOW)
 
 
 def decode(lines: list[bytes], dec: CriDecoder | None = None, offset: int = 0) -> list[Any]:
-    records, end = (dec or decoder()).decode(lines, offset, NOW)
+    records, end = (dec or decoder()).decode(lines, offset)
     assert end == offset + sum(len(line) + 1 for line in lines)
     return records
 
@@ -79,7 +80,7 @@ def test_partial_pieces_join_per_stream_with_the_first_piece_time_and_offset() -
 def test_a_message_split_across_reads_waits_and_holds_the_checkpoint() -> None:
     dec = decoder()
     first = [b"x", f"{TS} stdout P part-a".encode()]  # a malformed line, then an open piece
-    records, end = dec.decode(first, 0, NOW)
+    records, end = dec.decode(first, 0)
     assert len(records) == 1 and records[0].body["shipper"]["flags"] == ["malformed"]
     assert dec.safe_offset(end) == 2  # the piece's start, not the end of the read
     (record,) = decode([f"{TS} stdout F -b".encode()], dec, offset=end)
@@ -109,7 +110,7 @@ def test_invalid_utf8_is_replaced_and_flagged() -> None:
     assert record.body["shipper"] == {"flags": ["invalid_utf8"]}
 
 
-def test_malformed_lines_ship_raw_at_read_time_without_a_stream() -> None:
+def test_malformed_lines_ship_raw_without_a_stream_at_the_carried_time() -> None:
     lines = [b"no spaces", b"2024-01-01T12:00:00Z stdout F", b"not-a-time stdout F x",
              f"{TS} stdlog F x".encode()]
     records = decode(lines)
@@ -129,7 +130,7 @@ def test_a_carriage_return_before_the_newline_is_stripped() -> None:
 def test_an_over_long_physical_line_keeps_its_head_and_true_length() -> None:
     dec = decoder(max_line_bytes=5)
     head = f"{TS} stdout F 0123456789".encode()
-    (record,) = dec.decode_long(head, len(head) + 1000, 64, NOW)
+    (record,) = dec.decode_long(head, len(head) + 1000, 64)
     assert record.body["log"] == "01234" and record.doc_id == f"{IDENT}-40"
     assert record.body["shipper"] == {"flags": ["truncated"], "original_bytes": 1010}
 

@@ -13,7 +13,7 @@ NOW = 1_700_000_000_000_000_000
 
 def decoder(max_line_bytes: int = 1024) -> DockerDecoder:
     static = parse_path("/var/lib/docker/containers/abc/abc-json.log", "kube").static_fields()
-    return DockerDecoder(IDENT, static, max_line_bytes)
+    return DockerDecoder(IDENT, static, max_line_bytes, carry_ns=NOW)
 
 
 def line(log: str | None, stream: str = "stdout", time: str = "2024-01-01T12:00:00.5Z",
@@ -23,7 +23,7 @@ def line(log: str | None, stream: str = "stdout", time: str = "2024-01-01T12:00:
 
 
 def decode(lines: list[bytes], dec: DockerDecoder | None = None) -> list[Any]:
-    records, end = (dec or decoder()).decode(lines, 0, NOW)
+    records, end = (dec or decoder()).decode(lines, 0)
     assert end == sum(len(x) + 1 for x in lines)
     return records
 
@@ -104,7 +104,7 @@ def test_long_messages_are_truncated_and_flagged() -> None:
 
 def test_a_cut_json_line_ships_raw_truncated_and_malformed() -> None:
     dec = decoder(max_line_bytes=4)
-    (record,) = dec.decode_long(b'{"log":"xxxx', 5000, 0, NOW)
+    (record,) = dec.decode_long(b'{"log":"xxxx', 5000, 0)
     assert record.body["log"] == '{"lo'
     assert record.body["shipper"] == {"flags": ["malformed", "truncated"],
                                       "original_bytes": 5000}

@@ -78,7 +78,7 @@ def test_the_cri_decoder_joins_stack_traces_and_holds_the_checkpoint() -> None:
     lines = [b"2024-01-01T00:00:00.1Z stdout F 2024-01-01 error",
              b"2024-01-01T00:00:00.2Z stdout F \tat A.b(A.java:1)",
              b"2024-01-01T00:00:00.3Z stdout F 2024-01-01 fine"]
-    records, end = dec.decode(lines, 0, 0)
+    records, end = dec.decode(lines, 0)
     assert [r.body["log"] for r in records] == ["2024-01-01 error\n\tat A.b(A.java:1)"]
     assert records[0].doc_id == "abcd-0"
     third = len(lines[0]) + len(lines[1]) + 2
