@@ -110,8 +110,17 @@ class CellRun:
             self.agent.kill()
             if self.client is not None:
                 self.client.stop()
+        self.check_faults_met()
         rejected = rejected_markers(self.expected) if self.cell.output == "partial" else set()
         check_exactly_once(self.es, self.index, self.expected, self.agent.state, rejected)
+
+    def check_faults_met(self) -> None:
+        """The agent really met the cell's fault (else the cell proves nothing)."""
+        met = {"down": self.proxy.count("reset"),
+               "flap": self.proxy.count("dropped_answer"),
+               "partial": min(self.proxy.count("item_400"), self.proxy.count("item_429"))}
+        if self.cell.output in met:
+            assert met[self.cell.output] > 0, f"the proxy never injected {self.cell.output}"
 
     # -- phase 1: run with the fault, stop the cell's way --------------------------------
 

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +278,8 @@ class Agent:
         self.log = root / "agent.log"
         self.port = free_loopback_port()
         self.fport = free_loopback_port()
+        while self.fport == self.port:  # two probes can return the same free port
+            self.fport = free_loopback_port()
         self.source = source
         self.prefix = prefix
         fsync = " fsync: interval, fsync_interval_secs: 0.1," if buffer == "disk" else ""
@@ -312,8 +316,6 @@ class Agent:
 
     def metric(self, name: str, label: str = "") -> float:
         """Sum of the samples of ``name`` (label text containing ``label``); -1 if down."""
-        import urllib.request
-
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
                                         timeout=5) as r:
@@ -370,13 +372,19 @@ class Found:
 def read_back(es: SearchClient, index: str, expected: dict[str, str], state: Path) -> Found:
     """Every document of ``index`` (paged, bounded) and every dead letter, by marker."""
     found = Found()
-    es.refresh(index)
     after: list[object] | None = None
     for _ in range(200):
         body: dict[str, object] = {"size": 2000, "_source": ["log"], "sort": [{"_doc": "asc"}]}
         if after is not None:
             body["search_after"] = after
-        hits = es.request("POST", f"/{index}/_search", body)["hits"]["hits"]
+        try:
+            if after is None:
+                es.refresh(index)
+            hits = es.request("POST", f"/{index}/_search", body)["hits"]["hits"]
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:  # no index: nothing was indexed at all
+                raise
+            hits = []
         if not hits:
             break
         for hit in hits:
@@ -431,8 +439,8 @@ def wait_indexed(es: SearchClient, index: str, expected: int, agent: Agent,
     deadline = time.monotonic() + timeout
     count = 0
     while True:
-        es.refresh(index)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(urllib.error.HTTPError):  # 404 until the index exists
+            es.refresh(index)
             count = es.count(index)
         if count >= expected:
             return count
