@@ -28,10 +28,12 @@ from outputs.forward.health import ForwardHealth, ServerState
 from outputs.forward.request import EntryEncoder, build_messages, decode_payload
 from outputs.forward.response import AUTH_FAILED_STATUS, classify, failed
 from shipper.errors import (
+    TLS_ERROR_TYPE,
     OutputCredentialsError,
     OutputError,
     OutputPermanentError,
     OutputRetryableError,
+    OutputTLSError,
 )
 from shipper.metrics import Metrics
 from shipper.protocols import ItemError, Outcome
@@ -78,6 +80,7 @@ class ForwardOutput:
             self._heartbeat = asyncio.create_task(self._heartbeats(),
                                                   name=f"forward-heartbeat-{self.name}")
         errors = []
+        tls_refused = False
         for state in self.health.candidates(time.monotonic()):
             try:
                 conn = await self._connect(state)
@@ -85,14 +88,17 @@ class ForwardOutput:
                 raise
             except OutputError as exc:
                 errors.append(str(exc))
+                tls_refused = tls_refused or isinstance(exc, OutputTLSError)
                 continue
             self._release(state, conn)
             self.health.started = True
             log.info("output %s: connected to %s", self.name, state.label,
                      extra={"event": "forward_connected", "output": self.name})
             return
-        raise OutputRetryableError(f"output {self.name}: no server reachable: "
-                                   + "; ".join(errors))
+        message = f"output {self.name}: no server reachable: " + "; ".join(errors)
+        if tls_refused:  # a certificate we do not trust is a configuration problem
+            raise OutputTLSError(message)
+        raise OutputRetryableError(message)
 
     async def send(self, payloads: Sequence[bytes]) -> Outcome:
         n = len(payloads)
@@ -101,6 +107,7 @@ class ForwardOutput:
         cfg = self.config
         messages = build_messages(payloads, cfg.compress == "gzip", cfg.require_ack_response)
         errors: list[str] = []
+        tls_refused = False
         for state in self.health.candidates(time.monotonic()):
             try:
                 conn = await self._acquire(state)
@@ -110,10 +117,12 @@ class ForwardOutput:
                 return failed(n, ItemError(AUTH_FAILED_STATUS, "auth_failed", str(exc)))
             except OutputError as exc:
                 errors.append(str(exc))
+                tls_refused = tls_refused or isinstance(exc, OutputTLSError)
                 continue
             return await self._exchange(state, conn, messages, n)
         detail = "; ".join(errors) or "no server configured"
-        return failed(n, ItemError(0, "connection_error", f"no server reachable: {detail}"))
+        kind = TLS_ERROR_TYPE if tls_refused else "connection_error"
+        return failed(n, ItemError(0, kind, f"no server reachable: {detail}"))
 
     def describe(self, payload: bytes) -> dict[str, Any]:
         return decode_payload(payload)

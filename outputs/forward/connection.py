@@ -20,7 +20,13 @@ import msgpack
 from outputs.forward.config import ForwardClientTls, ForwardOutputConfig, ForwardServer
 from outputs.forward.request import ping
 from outputs.forward.response import ack_of, check_pong, parse_helo
-from shipper.errors import OutputError, OutputPermanentError, OutputRetryableError
+from shipper.errors import (
+    OutputError,
+    OutputPermanentError,
+    OutputRetryableError,
+    OutputTLSError,
+    tls_verify_failure,
+)
 
 READ_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 1024 * 1024
@@ -78,6 +84,8 @@ class ClientConnection:
         except TimeoutError as exc:
             raise OutputRetryableError(
                 f"{server.label}: no connection within {config.connect_timeout_secs}s") from exc
+        except ssl.SSLCertVerificationError as exc:  # a configuration problem: not ready
+            raise OutputTLSError(f"{server.label}: {tls_verify_failure(exc)}") from exc
         except ssl.SSLError as exc:
             raise OutputRetryableError(f"{server.label}: TLS failed: {exc}") from exc
         except OSError as exc:

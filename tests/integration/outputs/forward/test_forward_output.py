@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
+import trustme
 
 from outputs.forward import ForwardOutput
 from outputs.forward.config import ForwardClientTls, ForwardOutputConfig, ForwardServer
-from shipper.errors import OutputCredentialsError, OutputRetryableError
+from shipper.errors import OutputCredentialsError, OutputRetryableError, OutputTLSError
 from shipper.metrics import Metrics
 from shipper.protocols import Status
 from shipper.record import Record
@@ -96,6 +98,32 @@ async def test_shared_key_tls_and_gzip(certs: Certs) -> None:
         assert refused.statuses == [Status.RETRY] and refused.http_status == 401
         assert wrong.health.credentials_rejected
         await wrong.close()
+
+
+@pytest.mark.parametrize(("trust", "server_name", "why"), [
+    ("other_ca", "localhost", "certificate verify failed: unable to get local issuer "
+                              "certificate"),
+    ("server_ca", "logs.example", "certificate verify failed: Hostname mismatch, certificate "
+                                  "is not valid for 'logs.example'."),
+])
+async def test_a_server_certificate_we_do_not_trust_is_a_tls_refusal(
+        certs: Certs, tmp_path: Path, trust: str, server_name: str, why: str) -> None:
+    tls = ForwardTls(cert_file=str(certs.server_cert), key_file=str(certs.server_key))
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    ca_file = str(certs.ca if trust == "server_ca" else other)
+    async with running(tls=tls) as srv:
+        out = output(srv.port, tls=ForwardClientTls(ca_file=ca_file, server_name=server_name))
+        with pytest.raises(OutputTLSError) as refused:  # not ready at once (delivery)
+            await out.start()
+        outcome = await out.send(out.encode(records(2)))
+        await out.close()
+        assert srv.collector.records == []
+    assert str(refused.value) == (f"output fwd-out: no server reachable: "
+                                  f"127.0.0.1:{srv.port}: {why}")
+    assert outcome.statuses == [Status.RETRY] * 2
+    assert outcome.errors[0].type == "tls_error"
+    assert outcome.errors[0].reason == f"no server reachable: 127.0.0.1:{srv.port}: {why}"
 
 
 async def test_a_server_requiring_a_key_is_reported_when_we_have_none() -> None:
