@@ -21,7 +21,7 @@ from outputs.elasticsearch import (
     auth_headers,
     node_configs,
 )
-from shipper.errors import OutputPermanentError, OutputRetryableError
+from shipper.errors import OutputCredentialsError, OutputPermanentError, OutputRetryableError
 from shipper.metrics import Metrics
 from shipper.protocols import Status
 from shipper.record import Record
@@ -350,3 +350,16 @@ async def test_an_unreadable_secret_file_keeps_the_records_for_retry(tmp_path) -
     outcome = await output.send(output.encode(records(2)))
     assert outcome.statuses == [Status.RETRY, Status.RETRY]
     assert transport.sent == []
+
+
+async def test_credentials_rejected_while_installing_the_template_is_a_credentials_error(
+        ) -> None:
+    # Delivery marks the output not ready at once for OutputCredentialsError, and only after
+    # the stall timer for other retryable errors.
+    transport = ScriptedTransport((200, ES_ROOT), (401, b'{"error": "unauthorized"}'))
+    output = make(transport)
+    with pytest.raises(OutputCredentialsError, match="credentials rejected installing "
+                                                     "template"):
+        await output.start()
+    assert output.health.credentials_rejected
+    assert not output.health.ready
