@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import trustme
 
 from outputs.elasticsearch import ElasticsearchConfig, ElasticsearchOutput
+from shipper.app import Agent
 from shipper.buffer.config import BufferConfig
 from shipper.buffer.memory import Chunk, MemoryBuffer
 from shipper.deadletter import DeadLetterStore
@@ -26,6 +29,7 @@ from shipper.health import OutputHealth
 from shipper.metrics import Metrics
 from shipper.record import Record
 from shipper.retry import Backoff
+from tests.integration.agent_harness import load
 from tests.integration.outputs.test_elasticsearch_output import count
 from tests.integration.outputs.tlsfront import TlsFront
 
@@ -176,3 +180,59 @@ async def test_an_untrusted_certificate_during_delivery_keeps_the_records_and_re
     assert h.health.problem() is None
     assert h.value("shipper_records_delivered_total") == 4
     assert count(es_url, f"{h.prefix}-*") == 4
+
+
+AGENT_CONFIG = """\
+state_dir: {state}
+sources:
+  containers:
+    type: tail
+    include: ["{logs}/*.log"]
+outputs:
+  es:
+    type: elasticsearch
+    hosts: ["{url}"]
+    ca_file: {ca_file}
+    buffer: {{retry_initial_secs: 0.05, retry_max_secs: 0.2}}
+telemetry: {{listen: "127.0.0.1:0"}}
+shutdown_deadline_secs: 10
+"""
+
+
+def readyz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_the_agent_readyz_names_the_refused_certificate_at_once(
+        es_url: str, tmp_path: Path, trusted: tuple[trustme.CA, str]) -> None:
+    ca, ca_file = trusted
+    (tmp_path / "logs").mkdir()
+    with TlsFront(*es_address(es_url), trustme.CA().issue_cert("127.0.0.1")) as front:
+        agent = Agent(load(AGENT_CONFIG.format(state=tmp_path / "state", logs=tmp_path / "logs",
+                                               url=front.url, ca_file=ca_file)))
+        stop = asyncio.Event()
+        began = time.monotonic()
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            async with asyncio.timeout(20):
+                while not agent.telemetry.port:
+                    await asyncio.sleep(0.01)
+                while (answer := await asyncio.to_thread(readyz, agent.telemetry.port))[0] \
+                        == 200:
+                    await asyncio.sleep(0.02)
+                took = time.monotonic() - began
+                front.use(ca.issue_cert("127.0.0.1"))  # fixed: ready again
+                while (await asyncio.to_thread(readyz, agent.telemetry.port))[0] != 200:
+                    await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    status, body = answer
+    assert status == 503
+    assert (f"output es: TLS certificate rejected ({UNKNOWN_CA} (hosts[0] {front.url}))"
+            in body)
+    assert took < 10  # not the 300 s stall timer
