@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 RETRY_REASONS = ("connection", "tls", "429", "4xx", "5xx")
 REQUEST_STATUSES = ("ok", "partial", "connection_error", "tls_error",
                     "401", "403", "429", "500", "502", "503", "504")
-DROP_REASONS = ("buffer_full", "buffer_corrupt", "dead_letter_full")
+DROP_REASONS = ("buffer_full", "too_large", "buffer_corrupt", "dead_letter_full")
 DISK_BUFFER_OPS = ("write", "read", "delete", "fsync")
 START_RESULTS = ("ok", "unavailable", "credentials_rejected", "tls_rejected", "misconfigured")
 LOST_BYTES_REASONS = ("compressed_unread", "deleted_unread", "truncated_unread")
