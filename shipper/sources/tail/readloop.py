@@ -133,8 +133,10 @@ class ReadLoop:
                                                    chunk.handoffs))
         self._m_records.inc(len(chunk.records))
         started = self.clock()
-        await emit(Batch(chunk.records, group, self.name))
-        self.paused += self.clock() - started
+        try:
+            await emit(Batch(chunk.records, group, self.name))
+        finally:
+            self.paused += self.clock() - started
         # When no buffer is full, ``emit`` never suspends, and one pass over a backlog of
         # many files can take seconds: hand the loop over after every batch so delivery,
         # acknowledgements, telemetry probes and the metadata watch keep running.

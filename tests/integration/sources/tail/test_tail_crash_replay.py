@@ -11,14 +11,23 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shipper.crashpoints import EXIT_STATUS
 from shipper.demo.embedded_es import free_loopback_port
 from shipper.demo.esquery import SearchClient
+from shipper.record import Batch
 from tests.integration.agent_harness import unique_prefix
 from tests.integration.buffer.agent_proc import kill, start, stop, wait_healthy
+from tests.integration.sources.tail.conftest import (
+    Collector,
+    Tail,
+    append,
+    positions,
+    wait_until,
+)
 
 CID = "0123456789abcdef" * 4
 OTHER = "fedcba9876543210" * 4
@@ -45,6 +54,7 @@ telemetry: {{listen: "127.0.0.1:{port}"}}
 
 
 def cri(second: int, text: str) -> str:
+    """A CRI line of a fixed day (its second in the minute given)."""
     return f"2026-11-22T10:00:{second:02d}.000000000Z stdout F {text}\n"
 
 
@@ -98,3 +108,24 @@ def test_malformed_lines_replayed_after_a_crash_past_the_bulk_are_not_indexed_tw
     by_log = {hit["_source"]["log"]: hit["_index"] for hit in hits}
     assert by_log["garbage a"] == by_log["one"] == f"{prefix}-2026.11.22.10.00.01"
     assert by_log["garbage b"] == by_log["garbage c"] == by_log["two"]
+
+
+async def test_a_first_seen_time_is_on_disk_before_a_record_timed_by_it_is_emitted(
+        tail: Tail) -> None:
+    real, _ = tail.pod_file()
+    append(real, "no time here\n" + cri(1, "one"))
+    on_disk: list[dict[str, Any]] = []
+
+    class Checking(Collector):
+        async def __call__(self, batch: Batch) -> None:
+            on_disk.append(positions(tail.state))  # what a crash right now would leave
+            await super().__call__(batch)
+
+    collector = Checking()
+    # No periodic save in the test's time: only the write before the emit can put it there.
+    async with tail.running(collector, checkpoint_interval_secs=3600):
+        await wait_until(lambda: len(collector.records) == 2)
+    garbage = collector.records[0]
+    assert garbage.body["shipper"] == {"flags": ["malformed"]}
+    (entry,) = on_disk[0].values()
+    assert entry["time_ns"] == garbage.time_ns and entry["offset"] == 0
