@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -119,15 +120,47 @@ def test_split_messages_and_rotations_written_while_the_tail_is_blocked(
     check_exactly_once(es, f"{prefix}-{DAY}", files.expected, agent.state, set())
 
 
+class BackgroundWriter:
+    """Appends ``step`` messages per file every ``pause`` seconds until ``per_file`` more."""
+
+    def __init__(self, files: LogFiles, per_file: int, step: int = 40,
+                 pause: float = 0.1) -> None:
+        self.files, self.left, self.step, self.pause = files, per_file, step, pause
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="logwriter")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while self.left > 0 and not self._stop.is_set():
+                n = min(self.step, self.left)
+                self.files.write(n)
+                self.left -= n
+                self._stop.wait(self.pause)
+        except BaseException as exc:  # reported by join
+            self.error = exc
+
+    def join(self, timeout: float = 60) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the writer did not finish"
+        assert self.error is None, repr(self.error)
+
+
+@pytest.mark.parametrize("writes", [
+    "between_runs",
+    pytest.param("while_running", marks=pytest.mark.slow),
+])
 def test_sigterm_with_the_output_down_and_a_full_disk_buffer_three_times_then_up(
-        es_url, proxy, tmp_path):
+        es_url, proxy, tmp_path, writes):
     limit = 256 * 1024
     prefix = unique_prefix()
     agent = Agent(tmp_path, proxy.url, prefix, "tail", "disk", limit="256KiB", deadline=1)
     files = LogFiles(agent.logs)
     es = SearchClient(es_url)
     proxy.set_mode("down")
-    files.write(1200)
+    files.write(1200 if writes == "between_runs" else 600)
+    writer = BackgroundWriter(files, 2400) if writes == "while_running" else None
     for run in range(3):
         agent.start()
         try:
@@ -138,7 +171,10 @@ def test_sigterm_with_the_output_down_and_a_full_disk_buffer_three_times_then_up
             assert took <= 4.0, f"run {run}: SIGTERM with a 1 s deadline took {took:.1f}s"
         finally:
             agent.kill()
-        files.write(600)
+        if writer is None:
+            files.write(600)
+    if writer is not None:
+        writer.join()
     assert len(files.expected) == 6000
     proxy.set_mode("up")
     finish(agent, es, f"{prefix}-{DAY}", 6000)
