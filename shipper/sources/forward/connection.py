@@ -58,6 +58,8 @@ MAX_PING_BYTES = 64 * 1024
 # A client that stops reading its acks must not make us buffer without bound: an ack is a few
 # dozen bytes, so this is thousands of acks the client never read.
 MAX_UNREAD_REPLY_BYTES = 256 * 1024
+# How long a closed connection may still try to send its last replies.
+CLOSE_GRACE_SECS = 10.0
 _JSON_START = frozenset(b"{[")
 
 
@@ -169,11 +171,23 @@ class Connection:
         if self.reading and self.task is not None and not self.lingering:
             self.task.cancel()
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self.writer.close()
+    def close(self, abort: bool = False) -> None:
+        """Close the socket once what was written is sent; ``abort`` drops it at once.
+
+        A transport closes only after its write buffer drained, so a client that never
+        reads would keep the socket and its buffer forever: an unsent buffer is dropped
+        after ``CLOSE_GRACE_SECS``."""
+        if self._closed:
+            return
+        self._closed = True
+        transport = self.writer.transport
+        with contextlib.suppress(Exception):
+            if abort:
+                transport.abort()
+                return
+            self.writer.close()
+            if transport.get_write_buffer_size() > 0:
+                self.ctx.loop.call_later(CLOSE_GRACE_SECS, transport.abort)
 
     @property
     def closed(self) -> bool:
@@ -346,7 +360,9 @@ class Connection:
             if transport.get_write_buffer_size() > MAX_UNREAD_REPLY_BYTES:
                 self.ctx.warn("forward_acks_unread", "client does not read its acks; closing",
                               peer=self.peer_ip)
-                self.close()
+                self.ctx.metrics.forward_connections_closed.labels(
+                    self.ctx.name, "acks_unread").inc()
+                self.close(abort=True)
             else:
                 try:
                     ack = self._ack_bytes(chunk)
