@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 import ssl
@@ -279,6 +280,10 @@ async def test_a_client_that_never_reads_its_acks_is_closed_and_released() -> No
         await good_client_is_served(srv, "after")
 
 
+def has_records(srv: Running, count: int) -> bool:
+    return len(srv.collector.records) == count
+
+
 def _send_tls13_without_reading(port: int, ca: str, frames: list[bytes]) -> None:
     ctx = ssl.create_default_context(cafile=ca)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -299,5 +304,5 @@ async def test_tls13_client_that_never_reads_loses_nothing(certs: Certs) -> None
             await asyncio.to_thread(_send_tls13_without_reading, srv.port, str(certs.ca),
                                     frames)
             total += 1000
-            await wait_for(lambda want=total: len(srv.collector.records) == want,
+            await wait_for(functools.partial(has_records, srv, total),
                            what=f"all records of run {run}")
