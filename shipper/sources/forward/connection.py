@@ -381,8 +381,12 @@ class Connection:
             self.close()
 
     def _ack_bytes(self, chunk: Any) -> bytes:
-        if self._json:
-            return orjson.dumps({"ack": chunk}, default=str)
-        # Echo the chunk byte for byte (Fluentd's ends in "\n"; clients compare exactly).
-        return msgpack.packb({"ack": chunk}, use_bin_type=True,
-                             unicode_errors="surrogateescape")
+        return ack_bytes(chunk, self._json)
+
+
+def ack_bytes(chunk: Any, json_mode: bool) -> bytes:
+    """The ack of a chunk id that passed ``check_chunk`` (JSON for the JSON variant)."""
+    if json_mode:
+        return orjson.dumps({"ack": chunk})
+    # Echo the chunk byte for byte (Fluentd's ends in "\n"; clients compare exactly).
+    return msgpack.packb({"ack": chunk}, use_bin_type=True, unicode_errors="surrogateescape")

@@ -9,10 +9,14 @@ import msgpack
 import pytest
 
 from shipper.errors import InputProtocolError
+from shipper.sources.forward.connection import ack_bytes
 from shipper.sources.forward.decoder import (
+    MAX_ARRAY_LEN,
+    MAX_MAP_KEYS,
     EventTime,
     JsonFramer,
     MsgpackFramer,
+    check_chunk,
     gunzip,
     iter_packed,
     parse_request,
@@ -196,3 +200,52 @@ def test_packed_entries_decode_exactly_as_packed() -> None:
     blob = b"".join(msgpack.packb(e, use_bin_type=True) for e in entries)
     assert list(iter_packed(blob)) == entries
     assert list(iter_packed(b"")) == []
+
+
+@pytest.mark.parametrize("chunk", ["p8n9gmxTQVC8/nh2wlKKeQ==\n", "h\udcffllo", b"\x00\xff", 0, -1,
+                                   2**64 - 1, -(2**63), "x" * 1024])
+def test_chunk_ids_that_round_trip_are_accepted_and_echoed(chunk: object) -> None:
+    check_chunk(chunk, json_mode=False)
+    ack = msgpack.unpackb(ack_bytes(chunk, json_mode=False), raw=False,
+                          unicode_errors="surrogateescape")
+    assert ack == {"ack": chunk}
+
+
+@pytest.mark.parametrize("chunk", [EventTime(0), msgpack.ExtType(0, b"\0" * 8),
+                                   msgpack.ExtType(9, b""), [1], {"a": 1}, 1.5, True, False,
+                                   2**64, -(2**63) - 1, "x" * 1025, b"x" * 1025])
+def test_chunk_ids_that_cannot_be_echoed_are_refused(chunk: object) -> None:
+    with pytest.raises(InputProtocolError) as exc:
+        check_chunk(chunk, json_mode=False)
+    assert exc.value.reason == "invalid_chunk"
+
+
+def test_the_event_time_chunk_frame_is_refused_not_crashing_the_ack() -> None:
+    frame = bytes.fromhex("94a174ce6553f10081a1610181a56368756e6bd7000000000000000000")
+    request = parse_request(unpack_frame(frame), frame, MB)
+    assert isinstance(request.chunk, EventTime)
+    with pytest.raises(InputProtocolError):
+        check_chunk(request.chunk, json_mode=False)
+
+
+@pytest.mark.parametrize(("chunk", "ok"), [("abc", True), ("é", True), (7, True),
+                                           ("\ud800", False), ("a\udcffb", False),
+                                           (b"abc", False), ([1], False), (1.5, False)])
+def test_json_chunk_ids_must_be_unicode_text_or_integers(chunk: object, ok: bool) -> None:
+    if ok:
+        check_chunk(chunk, json_mode=True)
+        assert json.loads(ack_bytes(chunk, json_mode=True)) == {"ack": chunk}
+    else:
+        with pytest.raises(InputProtocolError):
+            check_chunk(chunk, json_mode=True)
+
+
+def test_containers_declaring_more_than_the_bounds_are_refused() -> None:
+    many_keys = b"\xdf" + (MAX_MAP_KEYS + 1).to_bytes(4, "big") + b"\x00\x00" * (MAX_MAP_KEYS + 1)
+    with pytest.raises(InputProtocolError):
+        unpack_frame(b"\x93\xa1t\x01" + many_keys)
+    long_array = b"\xdd" + (MAX_ARRAY_LEN + 1).to_bytes(4, "big") + b"\x00" * (MAX_ARRAY_LEN + 1)
+    with pytest.raises(InputProtocolError):
+        unpack_frame(b"\x92\xa1t" + long_array)
+    with pytest.raises(InputProtocolError):
+        list(iter_packed(msgpack.packb([1, {"a": 1}]) + long_array))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gzip
+from typing import Any
 
 import msgpack
 import orjson
 import pytest
 
+from shipper.errors import InputProtocolError
 from shipper.sources.forward.decoder import EventTime, parse_request, unpack_frame
 from shipper.sources.forward.events import (
     NS,
     EventConverter,
+    clean_list,
     clean_map,
     event_time_ns,
     sanitize_tag,
@@ -95,6 +98,69 @@ def test_a_dirty_value_deep_inside_is_still_cleaned() -> None:
     assert cleaned == {"log": "x", "kubernetes": {"labels": {"app": "web"},
                                                   "ports": [80, "http"]}, "tags": [[5]]}
     assert kubernetes == {"labels": {"app": b"web"}, "ports": [80, b"http"]}  # not mutated
+
+
+def nest(depth: int, leaf: Any, kind: str = "map") -> Any:
+    """``leaf`` inside ``depth`` maps (or lists, or alternating)."""
+    value = leaf
+    for level in range(depth):
+        as_list = kind == "list" or (kind == "mixed" and level % 2)
+        value = [value] if as_list else {"n": value}
+    return value
+
+
+class CountingBytes:
+    """Counts how often the cleaner converts the leaf: a measure of work, not of time."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __str__(self) -> str:
+        self.calls += 1
+        return "leaf"
+
+
+@pytest.mark.parametrize("kind", ["map", "list", "mixed"])
+def test_cleaning_visits_each_value_once_however_deep(kind: str) -> None:
+    """Each level used to clean its child twice (check, throw away, redo): 2**depth."""
+    leaf = CountingBytes()
+    record = nest(20, leaf, kind)
+    record = record if isinstance(record, dict) else {"n": record}
+    cleaned = clean_map(record, fix=False)
+    assert leaf.calls == 1
+    value = cleaned
+    while not isinstance(value, str):
+        value = value["n"] if isinstance(value, dict) else value[0]
+    assert value == "leaf"
+
+
+@pytest.mark.parametrize("kind", ["map", "list", "mixed"])
+def test_nesting_is_bounded(kind: str) -> None:
+    assert clean_map({"n": nest(31, 1, kind)}, fix=True, depth=32)  # 32 levels in all
+    with pytest.raises(InputProtocolError) as exc:
+        clean_map({"n": nest(32, 1, kind)}, fix=True, depth=32)
+    assert exc.value.reason == "too_deep"
+    with pytest.raises(InputProtocolError):  # far past the interpreter's recursion limit
+        clean_map({"n": nest(5000, b"x", kind)}, fix=False)
+    with pytest.raises(InputProtocolError):
+        clean_list(nest(40, 1, "list"), fix=False, depth=32)
+
+
+def test_a_copied_map_keeps_its_order_and_cleans_every_later_value() -> None:
+    record = {"a": "x", "b": b"\xff", "c": {"d": b"y"}, 1: "int key", "e": [b"z", 2]}
+    assert clean_map(record, fix=False) == {"a": "x", "b": "\\xff", "c": {"d": "y"},
+                                            "1": "int key", "e": ["z", 2]}
+    record = {"a": "x", "b": b"y", "c": {"d": b"y"}, "e": [b"z", 2]}
+    cleaned = clean_map(record, fix=False)
+    assert list(cleaned) == ["a", "b", "c", "e"]
+    assert cleaned == {"a": "x", "b": "y", "c": {"d": "y"}, "e": ["z", 2]}
+
+
+def test_the_converter_refuses_records_deeper_than_its_limit() -> None:
+    conv = EventConverter(None, None, {}, clock=lambda: NOW, max_depth=4)
+    assert convert(["t", [[1, nest(4, 1)]]], conv)
+    with pytest.raises(InputProtocolError):
+        convert(["t", [[1, nest(5, 1)]]], conv)
 
 
 def test_chunk_ids_give_stable_document_ids_and_no_chunk_gives_none() -> None:
