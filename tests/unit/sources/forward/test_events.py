@@ -158,9 +158,11 @@ def test_a_copied_map_keeps_its_order_and_cleans_every_later_value() -> None:
 
 def test_the_converter_refuses_records_deeper_than_its_limit() -> None:
     conv = EventConverter(None, None, {}, clock=lambda: NOW, max_depth=4)
-    assert convert(["t", [[1, nest(4, 1)]]], conv)
+    shallow: list[object] = ["t", [[1, nest(4, 1)]]]
+    deep: list[object] = ["t", [[1, nest(5, 1)]]]
+    assert convert(shallow, conv)
     with pytest.raises(InputProtocolError):
-        convert(["t", [[1, nest(5, 1)]]], conv)
+        convert(deep, conv)
 
 
 def test_chunk_ids_give_stable_document_ids_and_no_chunk_gives_none() -> None:
