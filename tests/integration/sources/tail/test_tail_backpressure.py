@@ -13,6 +13,7 @@ import functools
 
 import pytest
 
+from shipper.sources.tail import TailSource
 from tests.integration.sources.tail.conftest import (
     Collector,
     Tail,
@@ -96,3 +97,35 @@ async def test_rotations_while_blocked_split_no_message(tail: Tail, rotations: i
     assert [log for log in logs if log.startswith("msg ")] == [
         f"msg {n} a b c" for n in range(rotations)]
     assert len(logs) == 1 + 2 * rotations
+
+
+async def test_on_a_fake_clock_only_unblocked_time_flushes_a_dangling_piece(tail: Tail) -> None:
+    now = [0.0]
+    source = TailSource("tail", tail.config(partial_flush_secs=1.0), tail.state, tail.metrics,
+                        clock=lambda: now[0])
+    await source.open()
+    real, _ = tail.pod_file()
+    append(real, cri(0) + cri(1, tag="P", text="first half "))
+    source.poll_files()
+    collector = Collector()
+    collector.gate.clear()
+    try:
+        reading = asyncio.create_task(source.read_available(collector))
+        await wait_until(lambda: collector.attempts == 1, what="the read loop blocked in emit")
+        now[0] += 10.0  # blocked for ten seconds
+        collector.gate.set()
+        await asyncio.wait_for(reading, 5)
+        now[0] += 0.5
+        await source.read_available(collector)
+        assert collector.logs() == ["line 0"], "the open piece waits: 0.5 s of idle time"
+        append(real, cri(2, tag="F", text="second half"))
+        await source.read_available(collector)
+        assert collector.logs() == ["line 0", "first half second half"]
+        append(real, cri(3, tag="P", text="dangling"))
+        await source.read_available(collector)
+        now[0] += 1.5  # idle while nothing blocks: the dangling piece ships on its own
+        await source.read_available(collector)
+        assert collector.logs() == ["line 0", "first half second half", "dangling"]
+    finally:
+        collector.gate.set()
+        source.files.close_all()
