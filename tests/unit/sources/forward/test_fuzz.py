@@ -2,23 +2,36 @@
 
 Every input goes through the same steps a connection runs (framing in reads of random
 sizes, frame decoding, carrier modes, gzip, entry conversion). The only exception allowed out
-is ``InputProtocolError`` (the connection would be closed); memory traced during one input
-must stay within a small multiple of the configured limits.
+is ``InputProtocolError`` (the connection would be closed); every record made is well-formed
+(a map with text keys that serialises as strict JSON, a time in range); every chunk id that
+passes the check can be acknowledged; memory traced during one input must stay within a
+small multiple of the configured limits.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import tracemalloc
 from collections.abc import Iterator
+from typing import Any
 
 import msgpack
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipper.errors import InputProtocolError
-from shipper.sources.forward.decoder import JsonFramer, MsgpackFramer, parse_request, unpack_frame
-from shipper.sources.forward.events import EventConverter
+from shipper.record import Record
+from shipper.sources.forward.connection import ack_bytes
+from shipper.sources.forward.decoder import (
+    JsonFramer,
+    MsgpackFramer,
+    check_chunk,
+    parse_request,
+    unpack_frame,
+)
+from shipper.sources.forward.events import MAX_NS, EventConverter
 
 FRAME = 64 * 1024
 DECOMPRESSED = 1024 * 1024
@@ -48,9 +61,23 @@ def consume(data: bytes, steps: list[int], json_mode: bool = False) -> int:
             if not isinstance(message, list):
                 continue
             request = parse_request(message, raw, DECOMPRESSED)
+            if request.chunk is not None:
+                check_chunk(request.chunk, json_mode)
+                assert ack_bytes(request.chunk, json_mode)
             for batch in converter.batches(request, 500):
+                for record in batch:
+                    check_record(record)
                 records += len(batch)
     return records
+
+
+def check_record(record: Record) -> None:
+    """What every output relies on: a text-keyed map that is valid JSON, a sane time."""
+    assert type(record.body) is dict
+    assert all(type(k) is str for k in record.body)
+    orjson.dumps(record.body)  # raises on lone surrogates, non-str keys, unknown types
+    assert 0 < record.time_ns <= MAX_NS
+    assert type(record.tag) is str and record.tag
 
 
 def run_bounded(data: bytes, steps: list[int], json_mode: bool = False) -> None:
@@ -76,23 +103,55 @@ times = st.one_of(st.integers(0, 2**32 - 1),
                       lambda t: msgpack.ExtType(0, t[0].to_bytes(4, "big")
                                                 + t[1].to_bytes(4, "big"))),
                   values)
+event_time = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)).map(
+    lambda t: msgpack.ExtType(0, t[0].to_bytes(4, "big") + t[1].to_bytes(4, "big")))
+
+
+def deep(leaf: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``leaf`` wrapped in 1-80 maps and lists: around and past the nesting bound."""
+    def wrap(args: tuple[Any, list[bool]]) -> Any:
+        value, kinds = args
+        for as_list in kinds:
+            value = [value] if as_list else {"k": value}
+        return value
+    return st.tuples(leaf, st.lists(st.booleans(), min_size=1, max_size=80)).map(wrap)
+
+
 entries = st.lists(st.tuples(times, st.one_of(values, st.dictionaries(
     st.text(max_size=8), values, max_size=5))).map(list), max_size=6)
-options = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
-    "chunk": st.one_of(st.text(max_size=30), st.binary(max_size=8)),
-    "size": st.integers(-5, 10**6), "compressed": st.sampled_from(["text", "gzip", "zstd"]),
-    "fluent_signal": st.integers(0, 3)}))
+# Records nested around and past the bound, as a hostile client sends them.
+hostile_entries = st.lists(st.tuples(times, st.one_of(values, st.dictionaries(
+    st.text(max_size=8), st.one_of(values, deep(scalars)), max_size=5))).map(list),
+    max_size=6)
+
+
+def options_with(chunks: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+        "chunk": chunks,
+        "size": st.integers(-5, 10**6), "compressed": st.sampled_from(["text", "gzip", "zstd"]),
+        "fluent_signal": st.integers(0, 3)}))
+
+
+options = options_with(st.one_of(st.text(max_size=30), st.binary(max_size=8)))
+# Chunk ids of every msgpack type: acknowledged when they can be echoed, else refused.
+hostile_options = options_with(st.one_of(
+    st.text(max_size=30), st.binary(max_size=8), st.integers(-2**63, 2**64 - 1), st.floats(),
+    st.booleans(), event_time,
+    st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=4)),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
 
 
 @st.composite
-def requests(draw: st.DrawFn) -> bytes:
-    """A valid-looking request of any carrier mode."""
+def requests(draw: st.DrawFn, hostile: bool = False) -> bytes:
+    """A valid-looking request of any carrier mode (``hostile``: odd chunk ids and deep
+    records too)."""
     tag = draw(st.text(max_size=12))
     mode = draw(st.sampled_from(["message", "forward", "packed", "str", "gzip", "nil"]))
     if mode == "nil":
         return b"\xc0"
-    evs = draw(entries)
-    option = draw(options)
+    evs = draw(hostile_entries if hostile else entries)
+    option = draw(hostile_options if hostile else options)
     if mode == "message":
         t, record = evs[0] if evs else (1, {})
         return msgpack.packb([tag, t, record, option], use_bin_type=True)
@@ -130,7 +189,7 @@ def test_valid_requests_always_decode(frames: list[bytes], reads: list[int]) -> 
 
 
 @FUZZ
-@given(st.lists(requests(), min_size=1, max_size=3), st.data(), steps)
+@given(st.lists(requests(hostile=True), min_size=1, max_size=3), st.data(), steps)
 def test_mutated_requests(frames: list[bytes], data: st.DataObject, reads: list[int]) -> None:
     buf = bytearray(b"".join(frames))
     for _ in range(data.draw(st.integers(1, 8))):
@@ -145,6 +204,18 @@ def test_mutated_requests(frames: list[bytes], data: st.DataObject, reads: list[
         elif action == "truncate":
             del buf[at:]
     run_bounded(bytes(buf), reads)
+
+
+@FUZZ
+@given(st.lists(requests(hostile=True), min_size=1, max_size=4), steps)
+def test_hostile_requests_are_records_or_protocol_errors(frames: list[bytes],
+                                                        reads: list[int]) -> None:
+    data = b"".join(frames)
+    try:
+        consume(data, reads)
+    except InputProtocolError as exc:
+        assert exc.reason in ("unsupported_compression", "malformed", "invalid_chunk",
+                              "too_deep"), exc
 
 
 headers = st.sampled_from([b"\xdc", b"\xdd", b"\xde", b"\xdf", b"\xda", b"\xdb", b"\xc5",
@@ -192,3 +263,46 @@ def test_gzip_bombs_stop_at_the_cap(size: int, members: int, fill: bytes) -> Non
 @given(st.text(max_size=2000), steps)
 def test_json_variant_random_text(text: str, reads: list[int]) -> None:
     run_bounded(("[" + text).encode("utf-8", "surrogatepass"), reads, json_mode=True)
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
+json_values = st.recursive(json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=10)
+
+
+@st.composite
+def json_requests(draw: st.DrawFn) -> bytes:
+    """The JSON variant in Message and Forward mode, with chunk ids of any JSON type."""
+    tag = draw(st.text(max_size=8))
+    record = draw(st.one_of(st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+                            deep(json_scalars), json_values))
+    time = draw(st.one_of(st.integers(0, 2**40), st.floats(0, 2**34), json_values))
+    option = draw(st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+        "chunk": st.one_of(st.text(max_size=12), json_values)})))
+    message: list[Any] = (
+        [tag, time, record, option] if draw(st.booleans()) else [tag, [[time, record]], option])
+    # ensure_ascii: lone surrogates travel as \udXXX escapes, as a hostile client sends them
+    text = json.dumps(message, ensure_ascii=draw(st.booleans()))
+    return text.encode("utf-8", "surrogatepass")
+
+
+@FUZZ
+@given(st.lists(json_requests(), min_size=1, max_size=3), steps)
+def test_json_variant_requests(frames: list[bytes], reads: list[int]) -> None:
+    run_bounded(b"\n".join(frames), reads, json_mode=True)
+
+
+@FUZZ
+@given(st.lists(json_requests(), min_size=1, max_size=2), st.data(), steps)
+def test_json_variant_mutated(frames: list[bytes], data: st.DataObject,
+                              reads: list[int]) -> None:
+    buf = bytearray(b"".join(frames))
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, max(0, len(buf) - 1)))
+        if buf and data.draw(st.booleans()):
+            buf[at] = data.draw(st.sampled_from(list(b'[]{}",:\\ \xff0a')))
+        else:
+            buf[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+    run_bounded(bytes(buf), reads, json_mode=True)
