@@ -243,12 +243,90 @@ def format_table(results: Iterable[PanelResult], color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class OutsideRange:
+    """Documents of one index pattern whose time lies outside the checked range."""
+
+    index: str
+    time_field: str
+    total: int
+    outside: int
+    oldest: str | None = None
+    newest: str | None = None
+
+
+def _instant(value: str, now: datetime) -> str:
+    """``value`` as an ISO instant when it can be resolved (``now-24h`` -> a date)."""
+    parsed = parse_time(value, now)
+    if parsed is None:
+        return value
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def outside_range(client: HttpClient, index: str, time_field: str, time_from: str,
+                  time_to: str) -> OutsideRange | None:
+    """How many documents of ``index`` lie outside the range, and the span they cover.
+
+    An operator whose panels show "no data" usually has data, only elsewhere in time (a
+    replayed backlog, a clock, a demo run yesterday): saying so turns a dead end into a
+    ``--from`` away. None when the index cannot be searched.
+    """
+    outside = {"bool": {"must_not": [{"range": {time_field: {
+        "gte": time_from, "lte": time_to, "format": "strict_date_optional_time"}}}]}}
+    total_resp = client.json("POST", f"/{_quote(index)}/_count", None)
+    ends: list[dict[str, Any]] = []
+    # Sorting, not min/max aggregations: every server that runs the panels sorts by date.
+    for order in ("asc", "desc"):
+        resp = client.json("POST", f"/{_quote(index)}/_search", {
+            "size": 1, "track_total_hits": True, "query": outside, "_source": False,
+            "sort": [{time_field: {"order": order}}]})
+        if resp.status != 200 or total_resp.status != 200:
+            return None
+        ends.append(resp.json() or {})
+
+    def bound(answer: dict[str, Any]) -> str | None:
+        hits = (answer.get("hits") or {}).get("hits") or []
+        value = (hits[0].get("sort") or [None])[0] if hits else None
+        if not isinstance(value, int | float):
+            return None
+        return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return OutsideRange(index, time_field, int((total_resp.json() or {}).get("count", 0)),
+                        _hits(ends[0]), bound(ends[0]), bound(ends[1]))
+
+
+def report_time_range(client: HttpClient, results: Iterable[PanelResult], time_from: str,
+                      time_to: str, out: Any, index: str | None = None) -> None:
+    """Say which time range was checked and how many documents lie outside it."""
+    now = datetime.now(UTC)
+    shown = f"{time_from} .. {time_to}"
+    resolved = f"{_instant(time_from, now)} .. {_instant(time_to, now)}"
+    out.write(f"\nTime range: {shown}" + (f" ({resolved})" if resolved != shown else "")
+              + "\n")
+    seen: set[tuple[str, str]] = set()
+    for r in results:
+        target = index or r.panel.index_title
+        if not target or not r.panel.time_field or (target, r.panel.time_field) in seen:
+            continue
+        seen.add((target, r.panel.time_field))
+        found = outside_range(client, target, r.panel.time_field, time_from, time_to)
+        if found is None:
+            continue
+        line = (f"  {target}: {found.total - found.outside:,} of {found.total:,} documents in "
+                f"this range, {found.outside:,} outside it")
+        if found.outside:
+            line += (f" ({found.time_field} from {found.oldest or '?'} to "
+                     f"{found.newest or '?'}); widen it with --from/--to")
+        out.write(line + "\n")
+
+
 def check_and_report(client: HttpClient, objects: list[dict[str, Any]], time_from: str,
                      time_to: str, out: Any, index: str | None = None,
                      color: bool = False) -> bool:
     """Run the check, write the table and a verdict to ``out``; True when no panel fails."""
     results = check(client, objects, time_from, time_to, index)
     out.write(format_table(results, color))
+    report_time_range(client, results, time_from, time_to, out, index)
     panels = [r for r in results if r.panel.required]
     failed = [r for r in panels if r.fails]
     if failed:

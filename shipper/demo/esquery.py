@@ -43,11 +43,24 @@ class SearchClient:
         body = {"query": query} if query is not None else None
         return int(self.request("POST", f"/{index}/_count", body)["count"])
 
-    def kibana_count(self, index: str, kql_like: str) -> int:
-        """Count for a Kibana-style search bar query (Lucene query_string syntax)."""
-        return self.count(index, {"query_string": {"query": kql_like}})
+    def kibana_count(self, index: str, kql_like: str,
+                     scope: dict[str, Any] | None = None) -> int:
+        """Count for a Kibana-style search bar query (Lucene query_string syntax), within
+        ``scope`` (a filter query) when given."""
+        return self.count(index, scoped({"query_string": {"query": kql_like}}, scope))
 
-    def terms(self, index: str, field: str, size: int = 100) -> dict[str, int]:
-        body = {"size": 0, "aggs": {"t": {"terms": {"field": field, "size": size}}}}
+    def terms(self, index: str, field: str, size: int = 100,
+              scope: dict[str, Any] | None = None) -> dict[str, int]:
+        body: dict[str, Any] = {"size": 0,
+                                "aggs": {"t": {"terms": {"field": field, "size": size}}}}
+        if scope is not None:
+            body["query"] = scope
         result = self.request("POST", f"/{index}/_search", body)
         return {b["key"]: b["doc_count"] for b in result["aggregations"]["t"]["buckets"]}
+
+
+def scoped(query: dict[str, Any], scope: dict[str, Any] | None) -> dict[str, Any]:
+    """``query`` restricted to the documents ``scope`` matches (None: no restriction)."""
+    if scope is None:
+        return query
+    return {"bool": {"must": [query], "filter": [scope]}}

@@ -4,17 +4,24 @@ Runs the real agent (same config loader, same pipeline, same Elasticsearch outpu
 embedded server or a cluster given with ``--es``, waits until every generated record is
 settled, and prints the searches a user would run first. Exits non-zero if the index does not
 hold every record exactly once.
+
+The generated lines are dated just before now (fixed offsets from a base instant, so the
+same seed gives the same lines relative to that instant): Kibana's default time range and
+``dashboards check``'s ``now-24h`` show them. Every pod of a run carries the label
+``shipper-demo-run: <run id>``, so the counts are of this run's documents only, even on a
+cluster that already holds ``logstash-*`` data or an earlier demo run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from shipper.app import Agent, load_agent_config
 from shipper.demo.embedded_es import EmbeddedElasticsearch
@@ -29,6 +36,23 @@ from shipper.tap.query import TapQuery
 INDEX_PATTERN = "logstash-*"
 TIMEOUT_SECS = 900.0
 NODE_NAME = "demo-node-1"
+#: Pod label naming the run, so a run counts its own documents (kubernetes.labels.<this>).
+RUN_LABEL = "shipper-demo-run"
+#: The lines start this long before the demo starts and span about ten minutes (a file of few
+#: lines a little more), so they end before "now" and Kibana's default "Last 15 minutes"
+#: shows most of them when the demo finishes.
+LEAD_TIME = timedelta(minutes=15)
+
+
+def demo_base_time(now: datetime | None = None) -> datetime:
+    """The instant the demo's lines start from: ``LEAD_TIME`` before now, whole seconds."""
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    return now - LEAD_TIME
+
+
+def run_scope(run_id: str) -> dict[str, Any]:
+    """The filter matching one run's documents."""
+    return {"term": {f"kubernetes.labels.{RUN_LABEL}": run_id}}
 
 CONFIG_TEMPLATE = """\
 # Written by `shipper demo`; run it yourself with: shipper run -c {config}
@@ -93,14 +117,17 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
     return agent
 
 
-def print_summary(client: SearchClient, expected: int, out: TextIO) -> bool:
+def print_summary(client: SearchClient, expected: int, out: TextIO, run_id: str) -> bool:
     client.refresh(INDEX_PATTERN)
-    total = client.count(INDEX_PATTERN)
-    namespaces = client.terms(INDEX_PATTERN, "kubernetes.namespace_name")
-    containers = client.terms(INDEX_PATTERN, "kubernetes.container_name")
-    istio = client.kibana_count(INDEX_PATTERN, 'kubernetes.namespace_name : "istio-system"')
-    envoy = client.kibana_count(INDEX_PATTERN, "envoy")
-    out.write("\nDocuments per namespace:\n")
+    scope = run_scope(run_id)
+    total = client.count(INDEX_PATTERN, scope)
+    everything = client.count(INDEX_PATTERN)
+    namespaces = client.terms(INDEX_PATTERN, "kubernetes.namespace_name", scope=scope)
+    containers = client.terms(INDEX_PATTERN, "kubernetes.container_name", scope=scope)
+    istio = client.kibana_count(INDEX_PATTERN, 'kubernetes.namespace_name : "istio-system"',
+                                scope)
+    envoy = client.kibana_count(INDEX_PATTERN, "envoy", scope)
+    out.write(f"\nDocuments of this run ({RUN_LABEL}: {run_id}) per namespace:\n")
     for key, n in sorted(namespaces.items()):
         out.write(f"  {key:<28} {n:>8,}\n")
     out.write("Documents per container:\n")
@@ -109,11 +136,15 @@ def print_summary(client: SearchClient, expected: int, out: TextIO) -> bool:
     out.write(f'\nKibana search  kubernetes.namespace_name : "istio-system"  -> {istio:,} hits\n')
     out.write(f"Free-text search  envoy  -> {envoy:,} hits\n")
     for query in ('kubernetes.labels.app : "reviews"', 'level : "error"'):
-        out.write(f"Kibana search  {query}  -> {client.kibana_count(INDEX_PATTERN, query):,}"
-                  " hits\n")
+        out.write(f"Kibana search  {query}  -> "
+                  f"{client.kibana_count(INDEX_PATTERN, query, scope):,} hits\n")
     ok = total == expected
     verdict = "every line indexed exactly once" if ok else "MISMATCH"
-    out.write(f"\nTotal documents {total:,} for {expected:,} generated records: {verdict}\n")
+    out.write(f"\nTotal documents of this run {total:,} for {expected:,} generated records: "
+              f"{verdict}\n")
+    if everything > total:
+        out.write(f"({everything - total:,} other documents in {INDEX_PATTERN}: earlier runs or "
+                  f"other data; search {RUN_LABEL} to tell them apart.)\n")
     return ok
 
 
@@ -124,9 +155,9 @@ def print_dashboard_check(es_url: str, base_time: str, out: TextIO) -> bool:
     from shipper.dashboards.objects import all_objects
 
     start = datetime.fromisoformat(base_time.replace("Z", "+00:00"))
-    # The generated lines span about ten minutes after base_time; 30 s buckets show them.
-    time_from = (start - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
-    time_to = (start + timedelta(minutes=25)).isoformat().replace("+00:00", "Z")
+    # The generated lines span about ten minutes after base_time, ending before now.
+    time_from = (start - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    time_to = "now"
     out.write("\nDashboard panels over the demo data (shipper dashboards check):\n")
     return check_and_report(HttpClient(es_url), all_objects(), time_from, time_to, out,
                             color=out.isatty())
@@ -148,18 +179,24 @@ def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
         out.write(f"  listening on {es_url}\n")
     try:
         out.write(f"Generating a node log tree ({lines:,} records, seed {seed}) ...\n")
-        manifest = generate_node_logs(workdir / "node", seed=seed, lines=lines)
+        manifest = generate_node_logs(workdir / "node", seed=seed, lines=lines,
+                                      base_time=demo_base_time())
         logs = workdir / "node" / "var" / "log" / "containers"
-        k8s_api.state.load(*demo_objects(manifest, NODE_NAME))
+        run_id = secrets.token_hex(4)
+        namespaces, pods = demo_objects(manifest, NODE_NAME)
+        for pod in pods:
+            pod["metadata"]["labels"][RUN_LABEL] = run_id
+        k8s_api.state.load(namespaces, pods)
         out.write(f"Serving its pods from a local Kubernetes API on {k8s_api.start()}\n")
         config_path = workdir / "shipper.yaml"
         config_path.write_text(CONFIG_TEMPLATE.format(
             config=config_path, state_dir=workdir / "state", logs=logs, es_url=es_url,
             k8s_url=k8s_api.url, node=NODE_NAME))
-        out.write(f"  {len(manifest.files)} container log files under {logs}\n")
+        out.write(f"  {len(manifest.files)} container log files under {logs}, lines from "
+                  f"{manifest.base_time} (about ten minutes), pod label {RUN_LABEL}: {run_id}\n")
         out.write(f"Shipping with {config_path} ...\n")
         asyncio.run(ship(config_path, manifest.total_records, out))
-        ok = print_summary(SearchClient(es_url), manifest.total_records, out)
+        ok = print_summary(SearchClient(es_url), manifest.total_records, out, run_id)
         ok = print_dashboard_check(es_url, manifest.base_time, out) and ok
     finally:
         k8s_api.stop()

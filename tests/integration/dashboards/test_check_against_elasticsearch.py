@@ -5,7 +5,7 @@ where the data or the mapping is missing."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +105,25 @@ async def test_the_check_fails_on_an_index_without_envoy_fields_or_data(
     assert "envoy.response_code is not in the mapping" in rows["Requests"][-1]
     assert "no data" in rows["Requests"][-1]
     assert "dashboard panels show no data or use fields the mapping lacks" in out
+
+
+async def test_the_check_names_its_time_range_and_counts_documents_outside_it(
+        es_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Data from another day makes every panel empty; the check says where the data is."""
+    index = unique_prefix() + "-old"
+    es = SearchClient(es_url)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for n, stamp in enumerate(("2026-11-22T00:05:00Z", "2026-11-22T00:25:00Z", now)):
+        es.request("PUT", f"/{index}/_doc/{n}", {
+            "@timestamp": stamp, "log": "hello",
+            "kubernetes": {"namespace_name": "istio-system", "container_name": "discovery"}})
+    es.refresh(index)
+    code = main(["dashboards", "check", "--es", es_url, "--index", index])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"^Time range: now-24h \.\. now \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \.\. "
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$", out, re.M), out
+    line = next(x for x in out.splitlines() if x.strip().startswith(f"{index}:"))
+    assert "1 of 3 documents in this range, 2 outside it" in line, line
+    assert "2026-11-22T00:05:00" in line and "2026-11-22T00:25:00" in line, line
+    assert "--from" in line
