@@ -35,9 +35,6 @@ SOURCES = ("tail", "forward")
 #: The mode of the proxy in the run after the stop: faults that are a steady property of
 #: the server (per-item rejections, a flapping network) stay; outages and storms end.
 FINAL_MODE = {"up": "up", "down": "up", "429": "up", "flap": "flap", "partial": "partial"}
-#: The hit of each crash point that kills (2: some data is already through that step). One
-#: fsync can cover the whole buffer when the output is down, so its first hit is the one.
-HITS = {"buffer_after_fsync": 1}
 _NEEDS_DELIVERY = {"delivery_after_send", "buffer_before_delete", "buffer_after_delete"}
 
 TAIL_FIRST = 1500  # messages per file before the stop (two files)
@@ -142,7 +139,11 @@ class CellRun:
                 self._tear_newest_segment()
                 self._crash(point)
             else:
-                self._crash(f"{point}:{HITS.get(point, 2)}")
+                # The second hit: some data is already through that step. With the output
+                # stalled the buffer fills in one write, one fsync and one checkpoint, and a
+                # second hit may never come: the first one kills.
+                hit = 1 if cell.output in ("down", "429") else 2
+                self._crash(f"{point}:{hit}")
             return
         agent.start()
         self._start_client()
