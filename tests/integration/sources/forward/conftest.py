@@ -83,6 +83,7 @@ class Running:
     source: ForwardSource
     collector: Collector
     metrics: Metrics
+    task: asyncio.Task[None]  # the source's run(): must never end on its own
 
     @property
     def port(self) -> int:
@@ -106,7 +107,7 @@ async def running(collector: Collector | None = None, **settings: Any,
     try:
         async with asyncio.timeout(10):
             await source.ready.wait()
-        yield Running(source, collector, metrics)
+        yield Running(source, collector, metrics, task)
     finally:
         await source.stop()
         async with asyncio.timeout(10):
