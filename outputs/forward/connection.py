@@ -55,7 +55,10 @@ class ClientConnection:
         self.reader = reader
         self.writer = writer
         self.last_used = time.monotonic()
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_REPLY_BYTES)
+        # Fluent Bit's in_forward packs its HELO nonce and salt as msgpack str holding
+        # random bytes; surrogateescape keeps them decodable and exactly recoverable.
+        self._unpacker = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape",
+                                          max_buffer_size=MAX_REPLY_BYTES)
 
     @classmethod
     async def open(cls, server: ForwardServer, config: ForwardOutputConfig,

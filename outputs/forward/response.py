@@ -22,9 +22,18 @@ AUTH_FAILED_STATUS = 401
 
 
 def _text(value: Any) -> str:
+    """Printable text of a server's string (undecodable bytes become U+FFFD)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def _raw(value: Any) -> Any:
+    """The bytes of a nonce or salt sent as msgpack bin (Fluentd) or str (Fluent Bit: random
+    bytes, decoded by the reader with surrogateescape, so this gives them back exactly)."""
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
 
 
 def parse_helo(message: Any) -> tuple[bytes, bytes, bool]:
@@ -35,8 +44,7 @@ def parse_helo(message: Any) -> tuple[bytes, bytes, bool]:
     options = message[1]
     nonce = options.get("nonce", b"")
     auth = options.get("auth", b"")
-    nonce = nonce.encode() if isinstance(nonce, str) else nonce
-    auth = auth.encode() if isinstance(auth, str) else auth
+    nonce, auth = _raw(nonce), _raw(auth)
     if not isinstance(nonce, bytes) or not nonce or not isinstance(auth, bytes):
         raise OutputRetryableError("HELO without a usable nonce")
     return nonce, auth, bool(options.get("keepalive", True))

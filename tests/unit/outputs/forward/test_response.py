@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from outputs.forward.request import Message
@@ -20,6 +21,21 @@ def test_helo_gives_nonce_auth_and_keepalive() -> None:
         NONCE, b"", False)
     with pytest.raises(OutputRetryableError):
         parse_helo({"ack": "x"})
+
+
+def test_helo_nonce_and_salt_sent_as_str_of_random_bytes_come_back_exactly() -> None:
+    """Fluent Bit packs them as msgpack str; the reader decodes with surrogateescape."""
+    nonce, salt = b"\xff\x00\xc3(" * 4, b"\x80\x81abc\xfe" + bytes(10)
+    packed = msgpack.packb(["HELO", {"nonce": nonce, "auth": salt}], use_bin_type=False)
+    decoded = msgpack.unpackb(packed, raw=False, unicode_errors="surrogateescape")
+    assert isinstance(decoded[1]["nonce"], str)
+    assert parse_helo(decoded) == (nonce, salt, True)
+
+
+def test_a_pong_reason_with_undecodable_bytes_is_reported_readably() -> None:
+    reason = b"bad \xff key".decode("utf-8", "surrogateescape")
+    with pytest.raises(OutputCredentialsError, match="authentication failed: bad \ufffd key"):
+        check_pong(["PONG", False, reason, "", ""], SALT, NONCE, "secret", "client.example")
 
 
 def test_pong_of_the_spec_example_is_accepted() -> None:
