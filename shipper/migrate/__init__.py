@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shipper.migrate.configmap import is_manifest, load_configmap
+from shipper.errors import FluentdSyntaxError
+from shipper.migrate.configmap import is_manifest, load_manifest
 from shipper.migrate.convert import convert
 from shipper.migrate.document import Document
 from shipper.migrate.emit import render
-from shipper.migrate.files import DiskFiles, Files
+from shipper.migrate.files import MAX_INPUT_BYTES, Budget, DiskFiles, Files
 from shipper.migrate.findings import Findings
 from shipper.migrate.model import Section, Value
 from shipper.migrate.parser import _include_one
@@ -40,23 +41,41 @@ class Migration:
         return EXIT_WARNINGS if self.findings.needs_review else EXIT_OK
 
 
-def read_fluentd(path: str, findings: Findings) -> Section:
-    """Parse a Fluentd file (or a ConfigMap manifest holding Fluentd files) with its includes.
+#: Section names Fluentd accepts at the top level, and inside ``<label>`` / ``<worker>``.
+TOP_SECTIONS = ("source", "match", "filter", "label", "system", "worker")
+INNER_SECTIONS = {"label": ("match", "filter"), "worker": ("source", "match", "filter", "label")}
 
-    Raises ``FluentdSyntaxError`` (``file:line: message``) when it cannot be read.
+
+def read_fluentd(path: str, findings: Findings) -> Section:
+    """Parse a Fluentd file (or manifests holding Fluentd files) with its includes.
+
+    Raises ``FluentdSyntaxError`` (``file:line: message``) when it cannot be read, is larger
+    than ``MAX_INPUT_BYTES`` (includes counted), or a section name is not one Fluentd knows.
     """
-    files: Files = DiskFiles()
+    files: Files = DiskFiles(Budget())
     roots = [path]
     if is_manifest(path):
-        files, roots = load_configmap(path)
-        if len(roots) > 1:
-            findings.note(f"{path}:1", "no fluent.conf entry: every .conf entry is read in "
-                                       "name order, as an @include of the mounted directory "
-                                       "would")
+        layout = load_manifest(path, MAX_INPUT_BYTES)
+        files, roots = layout.files, layout.roots
+        for line, message in layout.notes:
+            findings.note(f"{path}:{line}", message)
     root = Section("ROOT", Value(), path, 1)
     for entry in roots:
         _include_one(entry, root, findings, files, stack=())
+    _check_sections(root.children, TOP_SECTIONS, "at the top level")
     return root
+
+
+def _check_sections(sections: list[Section], allowed: tuple[str, ...], where: str) -> None:
+    """A misspelt section (``<sourc>``) is refused like Fluentd does, not converted partly."""
+    for section in sections:
+        if section.name not in allowed:
+            raise FluentdSyntaxError(section.file, section.line,
+                                     f"unknown section <{section.name}> {where}; Fluentd "
+                                     f"accepts {', '.join(f'<{n}>' for n in allowed)} there")
+        inner = INNER_SECTIONS.get(section.name)
+        if inner is not None:
+            _check_sections(section.children, inner, f"in <{section.name}>")
 
 
 def migrate(path: str) -> Migration:

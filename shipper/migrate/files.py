@@ -1,10 +1,10 @@
-"""Where the parser reads Fluentd files from: the disk, or the entries of a ConfigMap.
+"""Where the parser reads Fluentd files from: the disk, or the entries of ConfigMaps.
 
 ``@include`` paths are relative to the including file and may be globs (Ruby ``Dir.glob``:
-``*``, ``?``, ``[...]``, ``{a,b}``), matched in sorted order like Fluentd. A ConfigMap's
-entries are mounted as files of one directory, so they are served from memory under the
-directory of the ConfigMap file, and each keeps the line where its text starts in that YAML
-file so every message points at the right line of the file the operator has open.
+``*``, ``?``, ``[...]``, ``{a,b}``), matched in sorted order like Fluentd. ConfigMap entries
+are served from memory at the paths the pod sees them (``configmap`` lays them out), and each
+keeps the line where its text starts in the manifest so every message points at the right
+line of the file the operator has open. Everything read is charged to one ``Budget``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,17 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from shipper.errors import FluentdSyntaxError
+
 MAX_BRACE_ALTERNATIVES = 256
+#: The most text one migration reads, includes counted each time: real configurations are
+#: under 100 KB; 4 MiB (about 130,000 lines) converts in seconds.
+MAX_INPUT_BYTES = 4 * 1024 * 1024
 _BRACES = re.compile(r"\{([^{}]*)\}")
 
 
@@ -64,12 +70,58 @@ def is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[{")
 
 
+class Budget:
+    """How many bytes the parser may still read, includes (and a file included twice) counted.
+
+    Bounds the work of one migration: a nest of files that include each other several times
+    would otherwise multiply, and one huge file would take minutes to check.
+    """
+
+    def __init__(self, max_bytes: int = MAX_INPUT_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+
+    def charge(self, source: SourceText, path: str) -> None:
+        self.used += len(source.text)
+        if self.used > self.max_bytes:
+            raise self.exceeded(source.display, source.first_line, path)
+
+    def exceeded(self, display: str, line: int, path: str) -> FluentdSyntaxError:
+        return FluentdSyntaxError(display, line, f"reading {path} makes the configuration "
+                                                 f"(with its includes) larger than "
+                                                 f"{self.max_bytes} bytes, the most "
+                                                 "migrate-fluentd reads; nothing converted")
+
+
+def decode_text(raw: bytes, display: str) -> str:
+    """``raw`` as UTF-8 text; a binary file is refused without echoing its bytes."""
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise FluentdSyntaxError(display, raw.count(b"\n", 0, nul) + 1,
+                                 "not a text file (binary data); nothing converted")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FluentdSyntaxError(display, line, f"not UTF-8 text (invalid byte at offset "
+                                                f"{exc.start}); nothing converted") from exc
+
+
 class DiskFiles:
     """Files of the local file system."""
 
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
+
     def read(self, path: str) -> SourceText:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return SourceText(fh.read(), path)
+        remaining = max(0, self.budget.max_bytes - self.budget.used)
+        with open(path, "rb") as fh:
+            raw = fh.read(remaining + 1)
+        if len(raw) > remaining:
+            raise self.budget.exceeded(path, 1, path)
+        source = SourceText(decode_text(raw, path), path)
+        self.budget.charge(source, path)
+        return source
 
     def exists(self, path: str) -> bool:
         return os.path.isfile(path)
@@ -82,38 +134,31 @@ class DiskFiles:
 
 
 class MemoryFiles:
-    """Named texts that behave like the files of one directory (a mounted ConfigMap).
+    """Texts at the paths of a pod's file system (the mounted ConfigMaps), matched exactly.
 
-    An absolute include outside that directory (``@include /etc/fluent/config.d/*.conf``,
-    where the ConfigMap is mounted in the pod) is matched by file name against the entries.
+    Never by file name alone: ``/etc/fluent/config.d/x.conf`` is not ``/fluentd/etc/x.conf``.
     """
 
-    def __init__(self, directory: str, entries: dict[str, SourceText]) -> None:
-        self.directory = directory
-        self.entries = {os.path.normpath(os.path.join(directory, name)): text
-                        for name, text in entries.items()}
-
-    def _key(self, path: str) -> str | None:
-        path = os.path.normpath(path)
-        if path in self.entries:
-            return path
-        by_name = os.path.normpath(os.path.join(self.directory, os.path.basename(path)))
-        return by_name if by_name in self.entries else None
+    def __init__(self, entries: dict[str, SourceText], budget: Budget | None = None) -> None:
+        self.entries = {posixpath.normpath(path): text for path, text in entries.items()}
+        self.budget = budget or Budget()
 
     def read(self, path: str) -> SourceText:
-        key = self._key(path)
-        if key is None:
-            raise FileNotFoundError(path)
-        return self.entries[key]
+        source = self.entries.get(posixpath.normpath(path))
+        if source is None:
+            raise FileNotFoundError(2, "no such file in the manifest", path)
+        self.budget.charge(source, path)
+        return source
 
     def exists(self, path: str) -> bool:
-        return self._key(path) is not None
+        return posixpath.normpath(path) in self.entries
 
     def glob(self, pattern: str) -> list[str]:
-        patterns = expand_braces(os.path.normpath(pattern))
-        found = {k for k in self.entries for p in patterns if fnmatch.fnmatchcase(k, p)}
-        if not found:
-            names = [os.path.basename(p) for p in patterns]
-            found = {k for k in self.entries for n in names
-                     if fnmatch.fnmatchcase(os.path.basename(k), n)}
-        return sorted(found)
+        patterns = expand_braces(posixpath.normpath(pattern))
+        return sorted({k for k in self.entries for p in patterns
+                       if fnmatch.fnmatchcase(k, p) and _same_depth(k, p)})
+
+
+def _same_depth(path: str, pattern: str) -> bool:
+    """``*`` does not cross ``/`` in a glob (``conf.d/*.conf`` is not ``conf.d/a/b.conf``)."""
+    return path.count("/") == pattern.count("/")

@@ -14,8 +14,9 @@ decides what a file means, and is more lenient where Fluentd only refuses:
   paths are relative to the including file, globs are read in sorted order.
 - A key written twice keeps its last value, as in Fluentd (and says so).
 
-Problems that make the file unreadable raise ``FluentdSyntaxError`` (``file:line: message``);
-an include that names no file is a warning, because the rest can still be converted.
+Problems that make the file unreadable raise ``FluentdSyntaxError`` (``file:line: message``),
+as does an ``@include`` of a file that does not exist (Fluentd refuses it too); an include
+glob that matches nothing is a warning, because Fluentd starts without those files.
 """
 
 from __future__ import annotations
@@ -352,7 +353,10 @@ class _Reader:
         if is_glob(target):
             paths = self.files.glob(target)
             if not paths:
-                self.findings.note(where, f"@include {value.assumed().strip()} matches no file")
+                self.findings.warn(where, f"@include {value.assumed().strip()} matches no file "
+                                          f"({os.path.dirname(target)} is empty or not in "
+                                          "what was given): whatever the running Fluentd "
+                                          "finds there is not converted")
             looping = [p for p in paths if os.path.normpath(p) in self.stack]
             if looping:  # a glob over the directory of the including file: not itself again
                 paths = [p for p in paths if p not in looping]
@@ -361,9 +365,8 @@ class _Reader:
         elif self.files.exists(target):
             paths = [target]
         else:
-            self.findings.warn(where, f"@include {value.assumed().strip()}: no such file, so "
-                                      "its contents are not converted")
-            paths = []
+            raise self.fail(f"@include {value.assumed().strip()}: no such file ({target}); "
+                            "Fluentd refuses to start without it", start)
         for path in paths:
             if os.path.normpath(path) in self.stack:
                 raise self.fail(f"@include loop: {path} includes itself", start)

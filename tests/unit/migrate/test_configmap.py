@@ -27,6 +27,26 @@ data:
   README.md: not a conf entry
 """
 
+DEPLOYMENT = """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: fluentd
+spec:
+  template:
+    spec:
+      containers:
+        - name: fluentd
+          image: fluent/fluentd:v1.16
+          volumeMounts:
+            {mounts}
+      volumes:
+        - name: conf
+          configMap:
+            name: {configmap}
+"""
+
 
 def test_without_a_root_file_every_conf_entry_is_read_in_name_order(tmp_path):
     path = write(tmp_path, MANIFEST, "configmap.yaml")
@@ -48,11 +68,24 @@ def test_fluent_conf_is_the_root_and_includes_the_other_entries(tmp_path):
     assert findings.items == []
 
 
-def test_absolute_includes_resolve_to_the_mounted_entries(tmp_path):
+def test_absolute_includes_resolve_where_the_workload_mounts_the_entries(tmp_path):
     text = MANIFEST.replace("data:\n", "data:\n  fluent.conf: |\n"
                                        "    @include /etc/fluent/config.d/*.conf\n")
+    text += DEPLOYMENT.format(mounts="- {name: conf, mountPath: /etc/fluent/config.d}",
+                              configmap="fluentd-config")
     root = read_fluentd(str(write(tmp_path, text, "configmap.yaml")), Findings())
     assert [c.name for c in root.children] == ["source", "match"]
+
+
+def test_an_include_is_never_matched_by_file_name_alone(tmp_path):
+    """Without a workload the ConfigMap is in /fluentd/etc: /etc/fluent/config.d is not it."""
+    text = MANIFEST.replace("data:\n", "data:\n  fluent.conf: |\n"
+                                       "    @include /etc/fluent/config.d/*.conf\n")
+    findings = Findings()
+    root = read_fluentd(str(write(tmp_path, text, "configmap.yaml")), findings)
+    assert root.children == []
+    assert [f.message.split(" (")[0] for f in findings.warnings] == [
+        "@include /etc/fluent/config.d/*.conf matches no file"]
 
 
 def test_a_manifest_without_a_configmap_is_an_error(tmp_path):

@@ -60,8 +60,6 @@ def test_labels_are_flattened_and_error_and_fluent_log_labels_explained(tmp_path
             @type stdout
           </match>
         </worker>
-        <unknown_section>
-        </unknown_section>
         """)
     config = data(migration)
     assert config["log_level"] == "warning"
@@ -70,8 +68,7 @@ def test_labels_are_flattened_and_error_and_fluent_log_labels_explained(tmp_path
         "fluent.conf:3: workers: shipper runs one process per node",
         "fluent.conf:21: <label @ERROR>: not converted; records a server rejects go to the "
         "dead-letter store (state_dir/dead-letter, with the reason)",
-        "fluent.conf:32: <worker 0>: shipper runs one process; its contents are converted for it",
-        "fluent.conf:37: <unknown_section>: unknown section; not converted"]
+        "fluent.conf:32: <worker 0>: shipper runs one process; its contents are converted for it"]
     notes = " ".join(messages(migration, "note"))
     assert "@label @APP: shipper routes by tag only" in notes
     assert "<label @OUT>: converted in place" in notes

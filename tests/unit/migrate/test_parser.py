@@ -149,10 +149,15 @@ def test_an_include_named_by_the_environment_reads_its_default(tmp_path):
     assert "SYSTEMD_CONF" in findings.notes[0].message
 
 
-def test_a_missing_include_is_a_warning_and_an_empty_glob_a_note(tmp_path):
-    _, findings = parse(tmp_path, "@include missing.conf\n@include conf.d/*.conf\n")
+def test_a_missing_include_is_an_error_and_an_empty_glob_a_warning(tmp_path):
+    """Fluentd refuses to start without a named include, but starts with an empty glob."""
+    with pytest.raises(FluentdSyntaxError, match=r"fluent.conf:2: @include missing.conf: no "
+                                                 r"such file"):
+        parse(tmp_path, "# header\n@include missing.conf\n")
+    _, findings = parse(tmp_path, "@include conf.d/*.conf\n")
     assert [(f.severity, f.where.rsplit("/", 1)[1]) for f in findings.items] == [
-        ("warning", "fluent.conf:1"), ("note", "fluent.conf:2")]
+        ("warning", "fluent.conf:1")]
+    assert "matches no file" in findings.items[0].message
 
 
 def test_an_include_inside_a_section_adds_to_that_section(tmp_path):
