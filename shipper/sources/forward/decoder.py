@@ -43,6 +43,10 @@ MAX_CHUNK_CHARS = 1024
 _INT64_MIN = -(1 << 63)
 _UINT64_MAX = (1 << 64) - 1
 _EVENT_TIME = struct.Struct(">II")  # uint32 seconds, uint32 nanoseconds
+# An unpacker's buffer grows to the largest frame it saw and never shrinks; a framer with
+# nothing pending starts a fresh one after this many bytes, so an idle connection that once
+# sent a large request does not keep that much memory.
+_FRESH_UNPACKER_AFTER = 1024 * 1024
 
 
 class EventTime:
@@ -123,8 +127,14 @@ class MsgpackFramer:
                 frames.append(bytes(self._raw[start:end]))
                 start = end
             if start:
-                del self._raw[:start]
+                if start == len(self._raw):
+                    self._raw = bytearray()
+                else:
+                    del self._raw[:start]
                 self._offset += start
+        if not self._raw and self._offset > _FRESH_UNPACKER_AFTER:
+            self._unpacker = msgpack.Unpacker(max_buffer_size=self._max)
+            self._offset = 0
         return frames
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 
 import msgpack
 import pytest
@@ -249,3 +250,23 @@ def test_containers_declaring_more_than_the_bounds_are_refused() -> None:
         unpack_frame(b"\x92\xa1t" + long_array)
     with pytest.raises(InputProtocolError):
         list(iter_packed(msgpack.packb([1, {"a": 1}]) + long_array))
+
+
+def test_a_framer_does_not_keep_the_buffer_of_a_large_frame_it_finished() -> None:
+    """An idle connection that once sent a large request must not hold that much memory."""
+    frame = msgpack.packb(["t", b"x" * (4 * MB), {"chunk": "big"}], use_bin_type=True)
+    framer = MsgpackFramer(8 * MB)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for at in range(0, len(frame), 64 * 1024):
+            for done in framer.feed(frame[at:at + 64 * 1024]):
+                assert len(done) == len(frame)
+                del done
+        assert framer.buffered == 0
+        retained = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert retained < 2 * MB, f"{retained} bytes kept after the frame was handed out"
+    small = msgpack.packb(["t", [[1, {"a": 1}]]])
+    assert framer.feed(small) == [small]  # and the framer still works
