@@ -105,3 +105,35 @@ def listen_address(value: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+_ANY_HOST = ("0.0.0.0", "::", "")
+
+
+def shared_listeners(listeners: list[tuple[str, str]]) -> list[str]:
+    """``(who, host:port)`` pairs that cannot all bind: one message per clash.
+
+    Two listeners clash on the same port when their hosts are equal or either is a wildcard
+    (``0.0.0.0``, ``::``), which on Linux also takes the port of every specific address. Port
+    0 asks the kernel for a free port and never clashes; malformed addresses are reported by
+    their own field check.
+    """
+    seen: list[tuple[str, str, int]] = []
+    problems = []
+    for who, address in listeners:
+        try:
+            host, number = split_host_port(address, allow_any_port=True)
+        except ValueError:
+            continue
+        if number == 0:
+            continue
+        host = host.lower()
+        for other, other_host, other_port in seen:
+            if other_port == number and (host == other_host or host in _ANY_HOST
+                                         or other_host in _ANY_HOST):
+                problems.append(f"{who} listens on {address}, which {other} already takes; "
+                                "the second could not start (address already in use)")
+                break
+        else:
+            seen.append((who, host, number))
+    return problems

@@ -83,6 +83,17 @@ class AgentConfig:
         "doc": "The file this configuration was read from, for messages.",
         "internal": True})
 
+    def validate(self) -> list[str]:
+        """Refuse a config that cannot start: two listeners on one address."""
+        listeners = [("telemetry.listen", self.telemetry.listen)]
+        if self.telemetry.tap.listen:
+            listeners.append(("telemetry.tap.listen", self.telemetry.tap.listen))
+        for name, source in self.sources.items():
+            listen = getattr(source, "listen", None)
+            if isinstance(listen, str):
+                listeners.append((f"source {name}", listen))
+        return [f"sources: {p}" for p in checks.shared_listeners(listeners)]
+
     def __repr__(self) -> str:
         """Mask every secret (``metadata={"secret": True}``) of every component, so that
         logging the config, or a test failure printing it, cannot leak a password."""

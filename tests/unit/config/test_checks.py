@@ -55,3 +55,17 @@ def test_between_names_both_bounds() -> None:
     assert check(1) is None and check(64) is None
     assert check(0) == "must be between 1 and 64, got 0"
     assert check(65) == "must be between 1 and 64, got 65"
+
+
+def test_two_listeners_on_one_address_clash_and_a_wildcard_takes_every_host() -> None:
+    assert checks.shared_listeners([("a", "0.0.0.0:24224"), ("b", "0.0.0.0:24224")]) == [
+        "b listens on 0.0.0.0:24224, which a already takes; the second could not start "
+        "(address already in use)"]
+    assert len(checks.shared_listeners([("a", "[::]:80"), ("b", "10.0.0.1:80")])) == 1
+    assert len(checks.shared_listeners([("a", "127.0.0.1:80"), ("b", "0.0.0.0:80")])) == 1
+
+
+def test_different_ports_hosts_and_port_0_do_not_clash() -> None:
+    assert checks.shared_listeners([
+        ("a", "0.0.0.0:24224"), ("b", "0.0.0.0:24225"), ("c", "127.0.0.1:9"),
+        ("d", "10.0.0.1:9"), ("e", "127.0.0.1:0"), ("f", "127.0.0.1:0"), ("g", "bad")]) == []

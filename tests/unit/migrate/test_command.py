@@ -80,3 +80,14 @@ def test_a_syntax_error_exits_2_with_file_and_line_and_writes_nothing(tmp_path, 
 def test_an_unreadable_file_exits_2(tmp_path, capsys):
     assert main(["migrate-fluentd", str(tmp_path / "missing.conf")]) == 2
     assert "missing.conf:1: cannot read file" in capsys.readouterr().err
+
+
+def test_check_refuses_two_listeners_on_one_address(tmp_path, capsys):
+    """What the doubled bitnami conversion wrote: it passed check and failed at run."""
+    target = write(tmp_path, "sources:\n"
+                             "  forward: {type: forward, listen: '0.0.0.0:24224'}\n"
+                             "  forward_2: {type: forward, listen: '0.0.0.0:24224'}\n"
+                             "outputs:\n  out: {type: stdout}\n", "shipper.yaml")
+    assert main(["check", "-c", str(target)]) == 2
+    assert "source forward_2 listens on 0.0.0.0:24224, which source forward already takes" \
+        in capsys.readouterr().err
