@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import yaml
 
 from shipper.errors import FluentdSyntaxError
 from shipper.migrate import read_fluentd
@@ -100,3 +103,82 @@ def test_a_syntax_error_in_an_entry_points_at_the_manifest_line(tmp_path):
         read_fluentd(str(write(tmp_path, text, "configmap.yaml")), Findings())
     assert caught.value.line == 9
     assert "unmatched end tag </mat>" in caught.value.message
+
+
+def _configmap(name: str, entries: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+            "data": entries}
+
+
+SOURCE = "<source>\n  @type forward\n</source>\n"
+MATCH = "<match **>\n  @type stdout\n</match>\n"
+
+
+def test_a_kind_list_and_a_json_manifest_are_read_like_documents(tmp_path):
+    import json
+    listed = {"apiVersion": "v1", "kind": "List", "items": [
+        _configmap("fluentd-config", {"in.conf": SOURCE, "out.conf": MATCH}),
+        _configmap("fluentd-main", {"fluent.conf": "@include config.d/*.conf\n"})]}
+    for name in ("list.json", "list.yaml"):
+        path = write(tmp_path, json.dumps(listed, indent=2), name)
+        findings = Findings()
+        root = read_fluentd(str(path), findings)
+        assert [c.name for c in root.children] == ["source", "match"], name
+        assert "ConfigMap fluentd-config is read as the files of /fluentd/etc/config.d" in \
+            findings.notes[0].message
+
+
+def test_without_a_root_an_entry_another_entry_includes_is_read_only_there(tmp_path):
+    text = yaml.safe_dump(_configmap("c", {"a.conf": "@include z.conf\n" + MATCH,
+                                           "z.conf": SOURCE}))
+    root = read_fluentd(str(write(tmp_path, text, "cm.yaml")), Findings())
+    assert [c.name for c in root.children] == ["source", "match"]
+
+
+def test_a_subpath_mount_and_the_fluentd_command_choose_the_root(tmp_path):
+    documents = [
+        _configmap("c", {"agent.conf": "@include /etc/extra/out.conf\n" + SOURCE,
+                         "out.conf": MATCH, "fluent.conf": "<unused>\n</unused>\n"}),
+        {"kind": "DaemonSet", "metadata": {"name": "ds"}, "spec": {"template": {"spec": {
+            "containers": [{"name": "agent", "image": "fluentd",
+                            "command": ["fluentd", "-c", "/etc/agent/agent.conf"],
+                            "volumeMounts": [
+                                {"name": "v", "mountPath": "/etc/agent"},
+                                {"name": "v", "mountPath": "/etc/extra/out.conf",
+                                 "subPath": "out.conf"}]}],
+            "volumes": [{"name": "v", "configMap": {"name": "c"}}]}}}}]
+    path = write(tmp_path, yaml.safe_dump_all(documents), "ds.yaml")
+    root = read_fluentd(str(path), Findings())
+    assert [c.name for c in root.children] == ["match", "source"]
+
+
+@pytest.mark.parametrize(("documents", "message"), [
+    ([_configmap("a", {"in.conf": SOURCE}), _configmap("b", {"out.conf": MATCH})],
+     "no ConfigMap holds a root file"),
+    ([_configmap("a", {"fluent.conf": SOURCE}), _configmap("b", {"fluent.conf": MATCH})],
+     "several ConfigMaps hold a root file"),
+    ([_configmap("main", {"fluent.conf": "@include x/*.conf\n@include y/*.conf\n"}),
+      _configmap("b", {"in.conf": SOURCE}), _configmap("c", {"out.conf": MATCH})],
+     "where ConfigMap(s) b (line 12), c (line 19) are mounted is unknown"),
+    ([_configmap("main", {"fluent.conf": MATCH}), _configmap("b", {"in.conf": SOURCE})],
+     "nothing here includes them"),
+])
+def test_an_ambiguous_layout_is_refused_with_what_is_unknown(tmp_path, documents, message):
+    path = write(tmp_path, yaml.safe_dump_all(documents), "cms.yaml")
+    with pytest.raises(FluentdSyntaxError, match=re.escape(message)):
+        read_fluentd(str(path), Findings())
+
+
+def test_two_workloads_are_two_configurations_and_are_refused(tmp_path):
+    def workload(kind: str, configmap: str) -> dict:
+        return {"kind": kind, "metadata": {"name": configmap}, "spec": {"template": {"spec": {
+            "containers": [{"name": "fluentd", "volumeMounts": [
+                {"name": "v", "mountPath": "/opt/bitnami/fluentd/conf"}]}],
+            "volumes": [{"name": "v", "configMap": {"name": configmap}}]}}}}
+
+    documents = [_configmap("fwd", {"fluentd.conf": SOURCE}),
+                 _configmap("agg", {"fluentd.conf": MATCH}),
+                 workload("DaemonSet", "fwd"), workload("StatefulSet", "agg")]
+    path = write(tmp_path, yaml.safe_dump_all(documents), "bitnami.yaml")
+    with pytest.raises(FluentdSyntaxError, match="several workloads mount Fluentd ConfigMaps"):
+        read_fluentd(str(path), Findings())

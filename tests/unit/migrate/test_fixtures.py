@@ -89,3 +89,51 @@ def test_the_logzio_config_moves_its_token_out_of_the_file():
     assert config.filters["filter_kube_metadata"].annotation_match == [
         r"^logz\.io/", "sidecar.istio.io/status"]
     assert data(migration)["log_level"] == "info"
+
+
+LOGZIO_K8S = FIXTURES / "logzio-k8s" / "configmap.yaml"
+BITNAMI = FIXTURES / "bitnami" / "aggregator.yaml"
+FLUENT_CHART = FIXTURES / "fluent-chart" / "rendered.yaml"
+ISTIO = FIXTURES / "istio" / "logging-stack.yaml"
+
+
+def test_logzio_k8s_configmap_reads_each_entry_once_and_warns_of_the_unfilled_conf_d():
+    migration = migrate(str(LOGZIO_K8S))
+    config = validate(migration, {"LOGZIO_TOKEN": "t"})
+    assert list(config.sources) == ["in_tail_container_logs"]
+    assert list(config.filters) == ["filter_kube_metadata"]
+    assert list(config.outputs) == ["out_logzio"]
+    assert config.telemetry.listen == "0.0.0.0:24231"  # prometheus.conf, via its ENV include
+    assert messages(migration) == [
+        "configmap.yaml:13: @include conf.d/*.conf matches no file (/fluentd/etc/conf.d is "
+        "empty or not in what was given): whatever the running Fluentd finds there is not "
+        "converted"]
+    assert migration.exit_code == 1
+
+
+def test_bitnami_root_fluentd_conf_gives_one_forward_source():
+    migration = migrate(str(BITNAMI))
+    config = validate(migration)
+    assert list(config.sources) == ["forward"]
+    assert config.sources["forward"].listen == "0.0.0.0:24224"
+    assert list(config.outputs) == ["out_es"]
+    assert migration.exit_code == 0
+
+
+def test_fluent_chart_reads_both_configmaps_at_the_daemonsets_mount_paths():
+    migration = migrate(str(FLUENT_CHART))
+    config = validate(migration)
+    assert list(config.sources) == ["in_tail_container_logs"]
+    assert list(config.filters) == ["kubernetes_metadata"]
+    assert list(config.outputs) == ["elasticsearch"]
+    assert messages(migration) == []
+
+
+def test_fluent_chart_without_its_daemonset_mounts_config_d_by_the_chart_convention(tmp_path):
+    text = FLUENT_CHART.read_text().split("---\napiVersion: apps/v1")[0]
+    path = tmp_path / "configmaps.yaml"
+    path.write_text(text)
+    migration = migrate(str(path))
+    assert list(validate(migration).sources) == ["in_tail_container_logs"]
+    assert any("ConfigMap fluentd-config is read as the files of /fluentd/etc/config.d" in n
+               for n in messages(migration, "note"))
