@@ -11,6 +11,12 @@ condition is written at once; identical lines in the next ``window_secs`` are co
 written; when the window ends, the last of them is written once with ``repeated: N`` (how
 many were held back). So a condition that lasts writes at most one line per window, and the
 count says how bad it was. Info and debug lines are never held back.
+
+Lines of libraries (``elastic_transport``, ``urllib3``, ``asyncio``...) carry no event of
+ours and often a text that changes every time ("failed for 7 times in a row"), so a text-keyed
+limit would never apply. ``LibraryEvents`` gives each a stable event (``es_node_failed``...,
+``library_log`` for the rest) and names the library logger in ``library``; their repeats are
+then keyed by event, not by text: an outage writes one such line per window.
 """
 
 from __future__ import annotations
@@ -68,9 +74,48 @@ class _Window:
     last: logging.LogRecord | None = None
 
 
+#: Logger-name prefixes of our own code: their lines name their events themselves.
+OWN_LOGGERS = ("shipper", "outputs", "bench")
+#: Library logger prefix -> our event for its lines (first match wins; most specific first).
+LIBRARY_EVENTS: tuple[tuple[str, str], ...] = (
+    ("elastic_transport.node_pool", "es_node_failed"),
+    ("elastic_transport.transport", "es_transport_retry"),
+    ("elastic_transport", "es_transport"),
+    ("urllib3", "http_client"),
+    ("asyncio", "asyncio_error"),
+)
+LIBRARY_EVENT = "library_log"
+
+
+def library_event(logger_name: str) -> str | None:
+    """Our stable event for a library logger's lines; None for our own loggers."""
+    for own in OWN_LOGGERS:
+        if logger_name == own or logger_name.startswith(own + "."):
+            return None
+    for prefix, event in LIBRARY_EVENTS:
+        if logger_name == prefix or logger_name.startswith(prefix + "."):
+            return event
+    return LIBRARY_EVENT
+
+
+class LibraryEvents(logging.Filter):
+    """A handler filter (placed before the ``RepeatLimiter``) that maps a library's lines onto
+    our events: ``event`` from ``LIBRARY_EVENTS``, ``library`` the logger that wrote it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "event", None) is None:
+            event = library_event(record.name)
+            if event is not None:
+                record.event = event
+                record.library = record.name
+        return True
+
+
 def repeat_key(record: logging.LogRecord) -> tuple[object, ...]:
-    """What makes two lines "the same": logger, level, event, message and component."""
-    return (record.name, record.levelno, getattr(record, "event", None), record.getMessage(),
+    """What makes two lines "the same": logger, level, event, message and component; for a
+    library's line, whose text varies ("failed for N times"), its event without the text."""
+    text = None if getattr(record, "library", None) else record.getMessage()
+    return (record.name, record.levelno, getattr(record, "event", None), text,
             *(getattr(record, k, None) for k in KEY_FIELDS))
 
 
@@ -187,6 +232,7 @@ def configure_logging(level: str = "info", window_secs: float = DEFAULT_WINDOW_S
     if _limiter is not None:
         _limiter.stop()
     _limiter = RepeatLimiter(handler.handle, window_secs)
+    handler.addFilter(LibraryEvents())  # before the limiter: it keys library lines by event
     handler.addFilter(_limiter)
     _limiter.start_flusher()
     root = logging.getLogger()

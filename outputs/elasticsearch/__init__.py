@@ -183,7 +183,8 @@ class ElasticsearchOutput:
         self._ensure_transport()
         if not self.config.verify_certs and any(h.startswith("https:") for h in self.config.hosts):
             log.warning("output %s: TLS certificate verification is disabled (verify_certs: "
-                        "false); the connection can be intercepted", self.name)
+                        "false); the connection can be intercepted", self.name,
+                        extra={"event": "es_tls_unverified", "output": self.name})
         info = await self._detect()
         if info.product == "elasticsearch" and info.version[0] < 7:
             raise OutputPermanentError(
@@ -192,7 +193,8 @@ class ElasticsearchOutput:
         if self.config.install_template:
             await self._install_template(info)
         self.health.started = True
-        log.info("output %s: connected to %s", self.name, info)
+        log.info("output %s: connected to %s", self.name, info,
+                 extra={"event": "es_connected", "output": self.name})
 
     async def send(self, payloads: Sequence[bytes]) -> Outcome:
         if not payloads:
@@ -252,7 +254,8 @@ class ElasticsearchOutput:
             return outcome
         mid = len(payloads) // 2
         log.warning("output %s: request of %d records too large (413); splitting",
-                    self.name, len(payloads))
+                    self.name, len(payloads),
+                    extra={"event": "es_request_split", "output": self.name})
         left = await self._send_body(payloads[:mid], self._join(payloads[:mid]))
         if left.http_status is None:  # unreachable now: do not try the other half
             error = next(iter(left.errors.values()))
@@ -296,7 +299,8 @@ class ElasticsearchOutput:
         self.health.observe(outcome)
         if outcome.http_status in (401, 403):
             log.error("output %s: credentials rejected (%s); records are kept and retried",
-                      self.name, outcome.http_status)
+                      self.name, outcome.http_status,
+                      extra={"event": "es_credentials_rejected", "output": self.name})
         return outcome
 
     async def _raise_if_tls(self, exc: BaseException) -> None:
@@ -355,7 +359,7 @@ class ElasticsearchOutput:
         if status == 403:
             # A restricted key may index without seeing GET /: assume a current Elasticsearch.
             log.warning("output %s: GET / is forbidden (403); assuming %s", self.name,
-                        ASSUMED_SERVER)
+                        ASSUMED_SERVER, extra={"event": "es_root_forbidden", "output": self.name})
             return ASSUMED_SERVER
         if not 200 <= status < 300:
             raise OutputRetryableError(
@@ -384,12 +388,14 @@ class ElasticsearchOutput:
                 f"output {self.name}: cannot install template {cfg.template_name}: {exc}"
             ) from exc
         if 200 <= status < 300:
-            log.info("output %s: installed template %s for %s", self.name, path, pattern)
+            log.info("output %s: installed template %s for %s", self.name, path, pattern,
+                     extra={"event": "es_template_installed", "output": self.name})
             return
         detail = raw[:500].decode("utf-8", "replace")
         if status == 403:
             log.warning("output %s: not allowed to install template %s (403); indexing with "
-                        "the templates already on the server: %s", self.name, path, detail)
+                        "the templates already on the server: %s", self.name, path, detail,
+                        extra={"event": "es_template_forbidden", "output": self.name})
             return
         if status == 401:
             self.health.credentials_rejected = True

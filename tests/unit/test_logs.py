@@ -138,3 +138,42 @@ def test_the_count_appears_in_the_json_line():
     line = orjson.loads(JsonFormatter().format(sink.records[-1]))
     assert line["event"] == "delivery_retry" and line["repeated"] == 1
     assert line["output"] == "es" and line["level"] == "warning"
+
+
+def test_library_lines_get_our_event_and_are_limited_by_event_not_text():
+    from shipper.logs import LibraryEvents
+
+    clock = Clock()
+    sink = Sink()
+    limiter = RepeatLimiter(sink.handle, 10.0, clock=clock)
+    sink.addFilter(LibraryEvents())
+    sink.addFilter(limiter)
+    pool = logging.getLogger("elastic_transport.node_pool")
+    saved = (pool.handlers[:], pool.propagate, pool.level)
+    pool.handlers[:] = [sink]
+    pool.propagate = False
+    pool.setLevel(logging.DEBUG)
+    try:
+        for n in range(1, 8):  # the text changes every time, as elastic_transport's does
+            pool.warning("Node <Urllib3HttpNode(http://es:9200)> has failed for %d times in a "
+                         "row, putting on %d second timeout", n, 2 ** (n - 1))
+        clock.now += 10
+        limiter.flush_expired()
+    finally:
+        pool.handlers[:], pool.propagate, pool.level = saved
+    assert [(r.event, r.library, getattr(r, "repeated", None)) for r in sink.records] == [
+        ("es_node_failed", "elastic_transport.node_pool", None),
+        ("es_node_failed", "elastic_transport.node_pool", 6)]
+    assert "failed for 7 times" in sink.records[1].getMessage()  # the latest text
+
+
+def test_library_events_leave_our_own_lines_alone():
+    from shipper.logs import LIBRARY_EVENT, library_event
+
+    assert library_event("shipper.delivery") is None
+    assert library_event("outputs.elasticsearch") is None
+    assert library_event("elastic_transport.transport") == "es_transport_retry"
+    assert library_event("elastic_transport") == "es_transport"
+    assert library_event("urllib3.connectionpool") == "http_client"
+    assert library_event("kubernetes_asyncio.client") == LIBRARY_EVENT
+    assert library_event("shipperx") == LIBRARY_EVENT
