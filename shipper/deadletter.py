@@ -105,6 +105,11 @@ class DeadLetterStore:
     def directory(self) -> Path:
         return self._dir
 
+    def file_for(self, output: str, now: float | None = None) -> Path:
+        """The file ``output``'s rejects go to at ``now`` (one per output and UTC day)."""
+        day = time.strftime("%Y.%m.%d", time.gmtime(time.time() if now is None else now))
+        return self._dir / f"{output}-{day}.ndjson"
+
     async def write(self, output: str, entries: Sequence[tuple[dict[str, Any], ItemError]],
                     ) -> int:
         """Persist rejected records durably; returns how many were stored (the rest are
@@ -128,7 +133,7 @@ class DeadLetterStore:
             entry["output"] = output
             entry["rejected_at"] = stamp
             lines.append(orjson.dumps(entry, default=str) + b"\n")
-        path = self._dir / f"{output}-{time.strftime('%Y.%m.%d', time.gmtime(now))}.ndjson"
+        path = self.file_for(output, now)
         with self._lock:
             used = self._current_usage(output)
             stored = 0

@@ -198,7 +198,7 @@ class Delivery:
         failures = 0
         while True:
             try:
-                await self._dlq.write(self._output.name, described)
+                stored = await self._dlq.write(self._output.name, described)
             except StorageError as exc:
                 failures += 1
                 self._health.storage_failed("dead-letter store", str(exc))
@@ -213,6 +213,15 @@ class Delivery:
                 log.info("dead letters written again after %d failed attempt(s)", failures,
                          extra={"event": "dead_letter_write_recovered",
                                 "output": self._output.name})
+            if stored:
+                # Stable text per output and error type, so the handler writes it at most
+                # once per 10 s; the count, reason and file ride along as fields.
+                err = described[0][1]
+                self._log_throttled(
+                    "records_dead_lettered",
+                    f"output {self._output.name}: records rejected ({err.type}) written to the "
+                    "dead-letter store", records=stored, reason=f"{err.type}: {err.reason}"[:300],
+                    status=err.status, dead_letter_file=str(self._dlq.file_for(self._output.name)))
             return
 
     def _describe(self, payload: bytes) -> dict[str, object]:

@@ -104,3 +104,43 @@ async def test_cancelled_while_waiting_for_the_store_the_chunk_goes_back(tmp_pat
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert not buf.empty, "unsettled: the whole chunk is sent again on the next start"
+
+
+async def test_a_dead_lettered_record_is_logged_with_output_reason_and_file(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    d, buf, _out, _m, _health, _ = setup(tmp_path, [first, then_ok])
+    payloads = [orjson.dumps({"n": i}) for i in range(3)]
+    group = AckGroup(on_safe=lambda g: None)
+    await buf.put(payloads, group)
+    group.seal()
+    buf.close()
+    await asyncio.wait_for(d.run(), 5)
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "records_dead_lettered"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line.levelno == logging.WARNING  # warnings go through the repeat limiter
+    assert line.output == "fake" and line.records == 1 and line.status == 400
+    assert line.reason == "mapper_parsing_exception: bad"
+    files = list(tmp_path.rglob("*.ndjson"))
+    assert [str(f) for f in files] == [line.dead_letter_file]
+    assert "mapper_parsing_exception" in line.getMessage()
+
+
+async def test_dead_letter_lines_of_one_kind_share_a_repeat_key(tmp_path, caplog):
+    """Rejects of one kind are one condition whatever their reasons' text: written once per
+    window by the agent's log handler, the rest counted."""
+    caplog.set_level(logging.INFO)
+    for n, why in enumerate(("bad field [a]", "bad field [b]")):
+        def reject(p, why=why):
+            return Outcome([D, X, D], errors={1: ItemError(400, "mapper_parsing_exception", why)})
+
+        d, buf, _out, _m, _health, _ = setup(tmp_path / str(n), [reject])
+        group = AckGroup(on_safe=lambda g: None)
+        await buf.put([orjson.dumps({"n": i}) for i in range(3)], group)
+        group.seal()
+        buf.close()
+        await asyncio.wait_for(d.run(), 5)
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "records_dead_lettered"]
+    assert [r.reason for r in lines] == ["mapper_parsing_exception: bad field [a]",
+                                         "mapper_parsing_exception: bad field [b]"]
+    assert len({repeat_key(r) for r in lines}) == 1
