@@ -36,7 +36,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--ns", "--namespace", dest="ns", default="", help="namespace")
     p.add_argument("--method", default="", help="HTTP methods, comma separated")
     p.add_argument("--response-code", default="",
-                   help="codes or ranges, e.g. 500-599,429 or 5xx")
+                   help="codes or ranges, e.g. 500-599,429 or 5xx (0 = no response, "
+                        "else 100-599)")
     p.add_argument("--path", default="", help="path prefix")
     p.add_argument("--authority", default="", help="Host / :authority (any port without one)")
     p.add_argument("--direction", choices=("inbound", "outbound"), default="",

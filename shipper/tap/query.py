@@ -35,14 +35,29 @@ PARAMETERS = ("namespace", "workload", "pod", "method", "code", "path", "authori
 _DIRECTIONS = ("inbound", "outbound")
 
 
+#: What a response code can be: Envoy logs 0 when no response was sent, else 100-599.
+NO_RESPONSE = 0
+LOWEST_CODE, HIGHEST_CODE = 100, 599
+
+
+def _valid_code(code: int) -> bool:
+    return code == NO_RESPONSE or LOWEST_CODE <= code <= HIGHEST_CODE
+
+
 def parse_codes(text: str) -> tuple[tuple[int, int], ...]:
-    """``500-599,429`` or ``5xx`` into inclusive ranges; ValueError names the bad part."""
+    """``500-599,429`` or ``5xx`` into inclusive ranges; ValueError names the bad part.
+
+    Only codes a request can have (0 for "no response", 100-599) are accepted: ``6xx`` or
+    ``999`` can match nothing, and a tap that silently waits forever looks broken.
+    """
     ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip().lower()
         if not part:
             continue
         if len(part) == 3 and part[0].isdigit() and part[1:] == "xx":
+            if not "1" <= part[0] <= "5":
+                raise ValueError(f"response code {part!r}: classes are 1xx to 5xx")
             low = int(part[0]) * 100
             ranges.append((low, low + 99))
             continue
@@ -52,8 +67,9 @@ def parse_codes(text: str) -> tuple[tuple[int, int], ...]:
             high = int(high_text) if sep else low
         except ValueError:
             raise ValueError(f"response code {part!r}: expected N, N-M or Nxx") from None
-        if not 0 <= low <= high <= 999:
-            raise ValueError(f"response code {part!r}: expected 0 <= N <= M <= 999")
+        if not (_valid_code(low) and _valid_code(high) and low <= high):
+            raise ValueError(f"response code {part!r}: codes are 0 (no response) or "
+                             f"{LOWEST_CODE}-{HIGHEST_CODE}, ranges low-high")
         ranges.append((low, high))
     if not ranges:
         raise ValueError("response code: empty")

@@ -125,3 +125,16 @@ def test_parser_defaults():
     args = parse()
     assert isinstance(args, argparse.Namespace)
     assert (args.output, args.pair, args.port, args.agent) == ("text", False, 24231, [])
+
+
+@pytest.mark.parametrize("code", ["6xx", "999", "600-700"])
+def test_the_command_refuses_codes_no_request_has_instead_of_waiting(code, tmp_path):
+    """A real ``shipper tap`` process exits 2 at once, before contacting any agent."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "shipper.cli", "tap", "--agent", "http://127.0.0.1:9",
+         "--response-code", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert f"response code {code!r}" in done.stderr

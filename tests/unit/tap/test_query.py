@@ -28,6 +28,18 @@ def test_code_ranges_single_codes_and_classes():
             parse_codes(bad)
 
 
+@pytest.mark.parametrize("bad", ["6xx", "0xx", "9xx", "999", "600-700", "500-600", "600",
+                                 "99", "1-99", "50-599"])
+def test_codes_no_request_can_have_are_refused(bad):
+    with pytest.raises(ValueError, match="response code"):
+        parse_codes(bad)
+
+
+def test_no_response_and_the_edges_of_the_http_range_are_accepted():
+    assert parse_codes("0,100,599,1xx,0-599") == (
+        (0, 0), (100, 100), (599, 599), (100, 199), (0, 599))
+
+
 def test_unknown_parameters_are_refused_not_ignored():
     with pytest.raises(ValueError, match="unknown tap parameter 'namspace'"):
         TapQuery.parse("namspace=shop")
