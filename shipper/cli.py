@@ -27,6 +27,19 @@ log = logging.getLogger("shipper")
 
 EXIT_CONFIG = 2
 
+#: What ``shipper --help`` says first (the module docstring is for readers of the code).
+DESCRIPTION = """\
+A Kubernetes log shipper: tails container logs, adds Kubernetes metadata and
+delivers every line exactly once to Elasticsearch, OpenSearch, Logz.io or a
+forward server."""
+EPILOG = """start here:
+  shipper demo                       ship a generated node's logs, show the searches
+  shipper check -c shipper.yaml      validate a config (exit 2 listing every problem)
+  shipper run -c shipper.yaml        run the agent (SIGTERM drains, exit 0)
+  shipper migrate-fluentd fluent.conf -o shipper.yaml
+
+`shipper COMMAND --help` describes each command."""
+
 
 def load(path: str) -> object:
     from shipper.app import load_agent_config
@@ -143,7 +156,9 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shipper", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="shipper", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"shipper {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the agent")
