@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -54,3 +56,32 @@ def test_cell(cell, es_url, proxy, tmp_path):
                          ids=lambda c: c.id)
 def test_every_cell(cell, es_url, proxy, tmp_path):
     CellRun(cell, tmp_path, es_url, proxy).run()
+
+
+class RepeatedKills(CellRun):
+    """SIGKILL at random moments, several times in a row, before the final run."""
+
+    kills = 5
+
+    def phase_one(self) -> None:
+        rng = random.Random(self.cell.id)
+        self.proxy.set_mode(self.cell.output)
+        for i in range(self.kills):
+            if self.files is not None:
+                self.files.write(300)
+            self.agent.start()
+            self._start_client()
+            try:
+                self.agent.wait_healthy()
+                time.sleep(rng.uniform(0.2, 1.5))
+            finally:
+                self.agent.kill()
+            self.notes.append(f"kill {i} done")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", [Cell("sigkill", b, o, s) for b in BUFFERS
+                                  for o in ("flap", "partial") for s in SOURCES],
+                         ids=lambda c: c.id)
+def test_repeated_random_kills(cell, es_url, proxy, tmp_path):
+    RepeatedKills(cell, tmp_path, es_url, proxy).run()
