@@ -127,8 +127,7 @@ class Connection:
                 if backlog is None:
                     reason = "auth_failed"
                     return
-                for frame in backlog:
-                    await self._handle(unpack_frame(frame), frame, converter)
+                await self._handle_all(backlog, converter)
             await self._read_loop(framer, converter)
         except InputProtocolError as exc:
             reason = exc.reason
@@ -241,18 +240,28 @@ class Connection:
                 values = framer.feed(data)
                 if values or not framer.buffered:
                     self._partial_waited = 0.0  # the next frame's clock starts now
-                for value, raw in values:
-                    await self._handle(value, raw, converter)
+                await self._handle_all(values, converter)
             else:
                 frames = framer.feed(data)
                 if frames or not framer.buffered:
                     self._partial_waited = 0.0
-                for frame in frames:
-                    await self._handle(unpack_frame(frame), frame, converter)
+                await self._handle_all(frames, converter)
             if framer.failed is not None:
                 raise framer.failed
         if framer is not None and framer.buffered and not ctx.stopping:
             raise InputProtocolError("malformed", "the connection ended inside a request")
+
+    async def _handle_all(self, items: list[bytes] | list[tuple[Any, bytes]],
+                          converter: EventConverter) -> None:
+        """Handle the requests of one read, emptying ``items`` as it goes: a connection
+        waiting for its next read keeps no request (some are megabytes) alive."""
+        items.reverse()
+        while items:
+            item = items.pop()
+            if isinstance(item, tuple):
+                await self._handle(item[0], item[1], converter)
+            else:
+                await self._handle(unpack_frame(item), item, converter)
 
     async def _handshake(self, framer: MsgpackFramer) -> list[bytes] | None:
         """HELO, then the client's PING; returns frames that followed the PING, or None

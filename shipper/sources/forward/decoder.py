@@ -47,6 +47,7 @@ _EVENT_TIME = struct.Struct(">II")  # uint32 seconds, uint32 nanoseconds
 # nothing pending starts a fresh one after this many bytes, so an idle connection that once
 # sent a large request does not keep that much memory.
 _FRESH_UNPACKER_AFTER = 1024 * 1024
+READ_SIZE = 64 * 1024
 
 
 class EventTime:
@@ -74,12 +75,19 @@ def _malformed(message: str, exc: BaseException | None = None) -> InputProtocolE
     return InputProtocolError("malformed", f"{message}{detail}")
 
 
+def _stream_unpacker(max_frame: int) -> msgpack.Unpacker:
+    """An unpacker for a connection's stream. Its buffer starts at ``READ_SIZE`` (msgpack's
+    default is 1 MiB, allocated for every connection, even an idle one) and grows as a
+    frame needs it, up to ``max_frame``."""
+    return msgpack.Unpacker(max_buffer_size=max_frame, read_size=min(READ_SIZE, max_frame))
+
+
 class MsgpackFramer:
     """Splits a msgpack stream into complete frames of at most ``max_frame`` bytes."""
 
     def __init__(self, max_frame: int) -> None:
         self._max = max_frame
-        self._unpacker = msgpack.Unpacker(max_buffer_size=max_frame)
+        self._unpacker = _stream_unpacker(max_frame)
         self._raw = bytearray()  # bytes of the current, incomplete frame
         self._offset = 0  # stream offset of _raw[0]
         self.failed: InputProtocolError | None = None
@@ -133,7 +141,7 @@ class MsgpackFramer:
                     del self._raw[:start]
                 self._offset += start
         if not self._raw and self._offset > _FRESH_UNPACKER_AFTER:
-            self._unpacker = msgpack.Unpacker(max_buffer_size=self._max)
+            self._unpacker = _stream_unpacker(self._max)
             self._offset = 0
         return frames
 

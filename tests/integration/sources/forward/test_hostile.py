@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import json
 import socket
 import ssl
 import time
+import tracemalloc
 
 import msgpack
 import pytest
@@ -306,3 +308,32 @@ async def test_tls13_client_that_never_reads_loses_nothing(certs: Certs) -> None
             total += 1000
             await wait_for(functools.partial(has_records, srv, total),
                            what=f"all records of run {run}")
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+async def test_an_idle_connection_keeps_no_memory_of_its_large_requests(json_mode: bool) -> None:
+    """Idle connections that each once sent a large request used to hold it (and the
+    decoder's buffer) until they closed: 100 of them, 4 MiB each, held 800 MB."""
+    size = 4 * 1024 * 1024
+    async with running() as srv:
+        tracemalloc.start()
+        try:
+            baseline = tracemalloc.get_traced_memory()[0]
+            conns = []
+            for n in range(3):
+                reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+                message = ["t", [[1, {"a": "x" * size}]], {"chunk": f"c{n}"}]
+                writer.write(json.dumps(message).encode() if json_mode
+                             else msgpack.packb(message, use_bin_type=True))
+                del message  # the test's own copy
+                async with asyncio.timeout(10):
+                    assert f"c{n}".encode() in await reader.read(100)
+                conns.append(writer)
+            srv.collector.batches.clear()
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - baseline
+        finally:
+            tracemalloc.stop()
+        assert held < size, f"{held} bytes held by 3 idle connections"
+        for writer in conns:
+            writer.close()
