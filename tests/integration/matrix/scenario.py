@@ -6,7 +6,9 @@
   refuses with 400. It remembers every complete message it wrote, so the oracle knows the
   exact text each document must carry.
 * :class:`ForwardClient` is an at-least-once Forward protocol client (raw msgpack): it sends
-  chunks with a ``chunk`` option, keeps a window of them unacknowledged, and after a timeout
+  chunks with a ``chunk`` option (Forward, PackedForward and gzip CompressedPackedForward in
+  turn; each request larger than the source's ``max_batch_records``, so one request is
+  several batches and one ack), keeps a window of them unacknowledged, and after a timeout
   or a lost connection reconnects and resends every chunk not acknowledged yet. Records carry
   ``_shipper_id``, so a resent record is indexed under the same ``_id``.
 * :class:`Agent` runs ``python -m shipper.cli run`` as a real process on one state directory.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -79,6 +82,7 @@ FORWARD = """\
     type: forward
     listen: "127.0.0.1:{fport}"
     idle_timeout_secs: 60
+    max_batch_records: 100
 """
 
 
@@ -205,8 +209,18 @@ class ForwardClient:
                 entries.append([BASE_SECS + n // 1000,
                                 {"log": text, "stream": "stdout", "_shipper_id": f"fw-{n}"}])
             cid = base64.b64encode(f"chunk-{start:08d}".encode()).decode()
-            self._chunks[cid] = msgpack.packb(["app.fw", entries, {"chunk": cid,
-                                                                   "size": len(entries)}])
+            option: dict[str, object] = {"chunk": cid, "size": len(entries)}
+            # The three request modes in turn: Forward, PackedForward, CompressedPackedForward.
+            mode = (start // chunk) % 3
+            if mode == 0:
+                request: list[object] = ["app.fw", entries, option]
+            else:
+                packed = b"".join(msgpack.packb(e) for e in entries)
+                if mode == 2:
+                    packed = gzip.compress(packed)
+                    option["compressed"] = "gzip"
+                request = ["app.fw", packed, option]
+            self._chunks[cid] = msgpack.packb(request, use_bin_type=True)
         self._thread = threading.Thread(target=self._run, daemon=True, name="fwclient")
 
     def start(self) -> ForwardClient:
