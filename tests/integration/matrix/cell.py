@@ -103,16 +103,28 @@ class CellRun:
         return self.client.expected
 
     def run(self) -> None:
+        """Both phases, then the oracle; a phase that failed still gets the oracle's
+        numbers (lost, duplicated) into the failure message."""
+        failure: AssertionError | None = None
         try:
             self.phase_one()
             self.phase_two()
+        except AssertionError as exc:
+            failure = exc
         finally:
             self.agent.kill()
             if self.client is not None:
                 self.client.stop()
-        self.check_faults_met()
         rejected = rejected_markers(self.expected) if self.cell.output == "partial" else set()
-        check_exactly_once(self.es, self.index, self.expected, self.agent.state, rejected)
+        try:
+            check_exactly_once(self.es, self.index, self.expected, self.agent.state, rejected)
+        except AssertionError as exc:
+            if failure is None:
+                raise
+            raise AssertionError(f"{failure}; then: {exc}") from failure
+        if failure is not None:
+            raise failure
+        self.check_faults_met()
 
     def check_faults_met(self) -> None:
         """The agent really met the cell's fault (else the cell proves nothing)."""
