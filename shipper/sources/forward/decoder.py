@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,18 +147,69 @@ class MsgpackFramer:
         return frames
 
 
+# Everything up to the next bracket or quote that is not inside a complete string, at C
+# speed (possessive, so an unterminated string stops the run at its quote, no backtracking).
+_JSON_RUN = re.compile(rb'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+")*+', re.S)
+_JSON_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
+_JSON_SPACE = b" \t\r\n"
+_JSON_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
+
+
 class JsonFramer:
-    """Splits the JSON variant (a stream of JSON values) into ``(value, raw bytes)`` pairs."""
+    """Splits the JSON variant (a stream of JSON values) into ``(value, raw bytes)`` pairs.
+
+    A scan over each received byte once (brackets and strings, at C speed between them)
+    finds where a top-level value ends, and only then is it parsed. Parsing the growing
+    buffer on every read instead cost time quadratic in the request size: one 6 MB request
+    in 64 KiB reads blocked the server for 4 s.
+    """
 
     def __init__(self, max_frame: int) -> None:
         self._max = max_frame
         self._buf = bytearray()
         self._decoder = json.JSONDecoder()
+        self._scan = 0  # bytes of _buf already scanned
+        self._depth = 0  # open brackets at _scan
+        self._in_string = False  # _scan is inside a string
         self.failed: InputProtocolError | None = None
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    def _value_end(self) -> int | None:
+        """Scan on from where the last call stopped; the offset just past the closing
+        bracket of the first complete top-level value, or None for "need more bytes"."""
+        buf = self._buf
+        n = len(buf)
+        pos = self._scan
+        while pos < n:
+            if self._in_string:
+                pos = _JSON_STRING_BODY.match(buf, pos).end()  # type: ignore[union-attr]
+                if pos >= n:
+                    break
+                if buf[pos] == 0x5C:  # a backslash whose escaped byte has not arrived
+                    break
+                self._in_string = False  # the closing quote
+                pos += 1
+                continue
+            pos = _JSON_RUN.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos >= n:
+                break
+            pos += 1
+            char = buf[pos - 1]
+            if char == 0x22:
+                self._in_string = True
+            elif char in b"[{":
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth <= 0:
+                    self._depth = 0
+                    self._scan = pos
+                    return pos
+        self._scan = pos
+        return None
 
     def feed(self, data: bytes) -> list[tuple[Any, bytes]]:
         """Like ``MsgpackFramer.feed``: values completed by ``data``; see ``failed``."""
@@ -165,31 +217,39 @@ class JsonFramer:
             raise self.failed
         self._buf += data
         out: list[tuple[Any, bytes]] = []
-        # A value can only be complete once a closing bracket arrived: skip futile parses.
-        if b"]" in data or b"}" in data:
-            text = self._buf.decode("utf-8", "surrogateescape")
+        while (end := self._value_end()) is not None:
+            raw = bytes(self._buf[:end])
+            text = raw.decode("utf-8", "surrogateescape")
             pos = 0
-            n = len(text)
-            while True:
-                while pos < n and text[pos] in " \t\r\n":
-                    pos += 1
-                if pos >= n:
-                    break
-                try:
-                    value, end = self._decoder.raw_decode(text, pos)
-                except json.JSONDecodeError as exc:
-                    if exc.pos >= n - 1 or exc.msg.startswith("Unterminated string"):
-                        break  # incomplete: wait for more bytes
-                    if not out:
-                        raise _malformed("invalid JSON", exc) from exc
-                    self.failed = _malformed("invalid JSON", exc)
-                    break
-                except RecursionError as exc:
-                    raise _malformed("JSON nested too deeply", exc) from exc
-                out.append((value, text[pos:end].encode("utf-8", "surrogateescape")))
-                pos = end
-            if pos:
-                del self._buf[:len(text[:pos].encode("utf-8", "surrogateescape"))]
+            try:
+                while True:  # scalars before the array are values too, if odd ones
+                    while pos < len(text) and text[pos] in " \t\r\n":
+                        pos += 1
+                    if pos >= len(text):
+                        break
+                    value, stop = self._decoder.raw_decode(text, pos)
+                    out.append((value, raw if pos == 0 and stop == len(text)
+                                else text[pos:stop].encode("utf-8", "surrogateescape")))
+                    pos = stop
+            except json.JSONDecodeError as exc:
+                error = _malformed("invalid JSON", exc)
+            except RecursionError as exc:
+                error = InputProtocolError("too_deep", f"JSON nested too deeply: {exc}")
+            else:
+                consumed = end
+                while consumed < len(self._buf) and self._buf[consumed] in _JSON_SPACE:
+                    consumed += 1
+                del self._buf[:consumed]
+                self._scan -= consumed
+                continue
+            if not out:
+                raise error
+            self.failed = error  # hand out the requests before the garbage first
+            return out
+        if self._buf and self._buf[0] in _JSON_SPACE:  # blank lines between values
+            blank = _JSON_LEADING_SPACE.match(self._buf).end()  # type: ignore[union-attr]
+            del self._buf[:blank]
+            self._scan = max(0, self._scan - blank)
         if len(self._buf) > self._max:
             raise InputProtocolError(
                 "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})")

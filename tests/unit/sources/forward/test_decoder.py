@@ -270,3 +270,48 @@ def test_a_framer_does_not_keep_the_buffer_of_a_large_frame_it_finished() -> Non
     assert retained < 2 * MB, f"{retained} bytes kept after the frame was handed out"
     small = msgpack.packb(["t", [[1, {"a": 1}]]])
     assert framer.feed(small) == [small]  # and the framer still works
+
+
+class CountingDecoder(json.JSONDecoder):
+    """Counts parse attempts: a framer must not re-parse a value that is still arriving."""
+
+    calls = 0
+
+    def raw_decode(self, s: str, idx: int = 0) -> tuple[object, int]:
+        CountingDecoder.calls += 1
+        return super().raw_decode(s, idx)
+
+
+def test_a_large_json_request_in_many_reads_is_parsed_once() -> None:
+    """Each read used to re-parse the whole buffer: 6 MB in 64 KiB reads blocked for 4 s."""
+    message = ["t", [[1, {"a": "x]}" * 20, "b": "\\\"{["}] for _ in range(2000)], {"chunk": "c"}]
+    data = json.dumps(message).encode()
+    framer = JsonFramer(8 * MB)
+    framer._decoder = CountingDecoder()  # counting is the point
+    CountingDecoder.calls = 0
+    got = []
+    for at in range(0, len(data), 1000):
+        got += framer.feed(data[at:at + 1000])
+    assert [value for value, _ in got] == [message]
+    assert CountingDecoder.calls == 1
+
+
+@pytest.mark.parametrize("text", [
+    '["t", 1, {"s": "a\\"]}\\\\"}]', '["t", 1, {"s": "[[{{"}]', '["t", [[1, {"k": "\\u00e9"}]]]',
+    '  ["t", 1, {}]\n\n', '[]'])
+def test_json_values_split_at_every_byte_come_out_whole(text: str) -> None:
+    data = (text + "\n" + text).encode()
+    for cut in range(1, len(data)):
+        framer = JsonFramer(MB)
+        got = framer.feed(data[:cut]) + framer.feed(data[cut:])
+        assert [value for value, _ in got] == [json.loads(text)] * 2, cut
+        assert framer.buffered == 0
+
+
+def test_json_garbage_after_a_value_fails_after_handing_out_the_value() -> None:
+    framer = JsonFramer(MB)
+    got = framer.feed(b'["t", 1, {"a": 1}] ["t", 1, {]}')
+    assert [value for value, _ in got] == [["t", 1, {"a": 1}]]
+    assert framer.failed is not None
+    with pytest.raises(InputProtocolError):
+        JsonFramer(MB).feed(b"]")
