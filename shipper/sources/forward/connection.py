@@ -106,6 +106,8 @@ class Connection:
         self._json = False
         self._closed = False
         self._partial_waited = 0.0  # seconds spent waiting for the rest of a started frame
+        self.last_request = ctx.loop.time()  # when the last complete request arrived
+        self._evicted = False
         m = ctx.metrics
         self._m_records = m.records_read.labels(ctx.name)
         self._m_bytes = m.bytes_read.labels(ctx.name)
@@ -156,6 +158,8 @@ class Connection:
                       extra={"event": "forward_internal_error"})
         finally:
             self.reading = False
+            if self._evicted:
+                reason = "evicted"
             if reason and reason not in ("peer", "shutdown"):
                 ctx.metrics.forward_connections_closed.labels(ctx.name, reason).inc()
             if self.pending_acks <= 0 or reason == "peer":
@@ -164,6 +168,18 @@ class Connection:
                 self.lingering = True
                 ctx.linger(self)
             ctx.done(self)
+
+    def evictable_since(self) -> float | None:
+        """Since when this connection has sent no complete request while the server waits
+        on it, or None when it must not be closed for a newcomer (acks owed, emitting)."""
+        if self.lingering or self.pending_acks > 0 or not self.reading or self._closed:
+            return None
+        return self.last_request
+
+    def evict(self) -> None:
+        """Make room for a new client: drop this connection (counted as ``evicted``)."""
+        self._evicted = True
+        self.close(abort=True)
 
     def stop_reading(self) -> None:
         """Shutdown: interrupt a read in progress; an emit in progress finishes first."""
@@ -238,11 +254,15 @@ class Connection:
                           else MsgpackFramer(ctx.config.max_frame_bytes))
             if isinstance(framer, JsonFramer):
                 values = framer.feed(data)
+                if values:
+                    self.last_request = ctx.loop.time()
                 if values or not framer.buffered:
                     self._partial_waited = 0.0  # the next frame's clock starts now
                 await self._handle_all(values, converter)
             else:
                 frames = framer.feed(data)
+                if frames:
+                    self.last_request = ctx.loop.time()
                 if frames or not framer.buffered:
                     self._partial_waited = 0.0
                 await self._handle_all(frames, converter)

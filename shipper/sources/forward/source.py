@@ -31,6 +31,9 @@ from shipper.sources.forward.connection import Connection, ServerContext
 log = logging.getLogger(__name__)
 
 HOSTNAME_TIMEOUT_SECS = 2.0
+# At max_connections, a connection that sent no complete request for this long (silent, or
+# trickling one) is closed to make room for a newcomer instead of refusing the newcomer.
+EVICT_AFTER_SECS = 10.0
 _WARN_EVERY_SECS = 10.0
 
 
@@ -152,6 +155,9 @@ class ForwardSource:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ctx = self._ctx
+        if ctx is not None and not ctx.stopping and len(self._active) + len(self._lingering) \
+                >= self.config.max_connections:
+            self._evict_one(ctx.loop.time())
         if ctx is None or ctx.stopping or len(self._active) + len(self._lingering) \
                 >= self.config.max_connections:
             self.metrics.forward_connections_closed.labels(self.name, "limit").inc()
@@ -182,6 +188,25 @@ class ForwardSource:
         self._update_gauge()
         with contextlib.suppress(asyncio.CancelledError):  # we cancelled it: shutdown
             await conn.serve()
+
+    def _evict_one(self, now: float) -> None:
+        """Close the connection quiet the longest (no complete request for at least
+        ``EVICT_AFTER_SECS``, no ack owed), so silent or trickling sockets cannot keep
+        every slot from clients that have something to send."""
+        oldest: Connection | None = None
+        oldest_since = now - EVICT_AFTER_SECS
+        for conn in self._active:
+            since = conn.evictable_since()
+            if since is not None and since <= oldest_since:
+                oldest, oldest_since = conn, since
+        if oldest is None:
+            return
+        self._warn("forward_connection_evicted", "closed a connection without a request for "
+                   f"{now - oldest_since:.0f} s to make room (max_connections "
+                   f"{self.config.max_connections})", peer=oldest.peer_ip)
+        oldest.evict()
+        self._active.discard(oldest)  # its task finishes on its own; the slot is free now
+        self._update_gauge()
 
     def _on_done(self, conn: Connection) -> None:
         self._active.discard(conn)

@@ -337,3 +337,44 @@ async def test_an_idle_connection_keeps_no_memory_of_its_large_requests(json_mod
         assert held < size, f"{held} bytes held by 3 idle connections"
         for writer in conns:
             writer.close()
+
+
+async def test_at_the_limit_the_longest_quiet_connection_makes_room(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Silent or trickling sockets holding every slot do not lock out a client with data."""
+    monkeypatch.setattr("shipper.sources.forward.source.EVICT_AFTER_SECS", 0.3)
+    async with running(max_connections=3) as srv:
+        quiet = []
+        for payload in (b"", b"\x93\xa1", b""):  # silent, trickling, silent
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(payload)
+            quiet.append((reader, writer))
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.4)
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(msgpack.packb(["t", [[1, {"a": 1}]], {"chunk": "new"}], use_bin_type=True))
+        assert await read_replies(reader, 1) == [{"ack": "new"}]
+        assert closes(srv, "evicted") == 1 and closes(srv, "limit") == 0
+        assert await closed_by_server(quiet[0][0]) == b""  # the one quiet the longest
+        for _, w in [*quiet, (reader, writer)]:
+            w.close()
+
+
+async def test_connections_owing_acks_or_recently_active_are_not_evicted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shipper.sources.forward.source.EVICT_AFTER_SECS", 0.3)
+    collector = Collector(auto_ack=False)
+    async with running(collector, max_connections=2) as srv:
+        owing_r, owing_w = await asyncio.open_connection("127.0.0.1", srv.port)
+        owing_w.write(msgpack.packb(["t", [[1, {"a": 1}]], {"chunk": "owed"}],
+                                    use_bin_type=True))
+        await wait_for(lambda: len(collector.records) == 1, what="emitted")
+        _fresh_r, fresh_w = await asyncio.open_connection("127.0.0.1", srv.port)
+        await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        assert await closed_by_server(reader) == b""  # refused: nobody may be evicted
+        assert closes(srv, "limit") == 1 and closes(srv, "evicted") == 0
+        collector.ack_all()
+        assert await read_replies(owing_r, 1) == [{"ack": "owed"}]
+        for w in (owing_w, fresh_w, writer):
+            w.close()
