@@ -42,6 +42,7 @@ class Document:
     filters: dict[str, Component] = field(default_factory=dict)
     outputs: dict[str, Component] = field(default_factory=dict)
     top: dict[str, Any] = field(default_factory=dict)
+    _suffixes: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def section(self, kind: Kind) -> dict[str, Component]:
         return {"sources": self.sources, "filters": self.filters, "outputs": self.outputs}[kind]
@@ -51,9 +52,10 @@ class Document:
         """Add a component under a unique, readable name derived from ``wanted``."""
         section = self.section(kind)
         base = component_name(wanted)
-        name, n = base, 2
-        while name in section:
+        name, n = base, self._suffixes.get((kind, base), 2)
+        while name in section:  # starts at the last suffix given: linear in components
             name, n = f"{base}_{n}", n + 1
+        self._suffixes[(kind, base)] = n
         component = Component(name, body, origin, list(comments or []))
         section[name] = component
         return component

@@ -91,3 +91,48 @@ def test_check_refuses_two_listeners_on_one_address(tmp_path, capsys):
     assert main(["check", "-c", str(target)]) == 2
     assert "source forward_2 listens on 0.0.0.0:24224, which source forward already takes" \
         in capsys.readouterr().err
+
+
+def test_input_above_the_size_limit_exits_2_and_writes_nothing(tmp_path, capsys):
+    from shipper.migrate.files import MAX_INPUT_BYTES
+
+    source = write(tmp_path, SUPPORTED + "#" * MAX_INPUT_BYTES)
+    target = tmp_path / "shipper.yaml"
+    assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 2
+    assert f"larger than {MAX_INPUT_BYTES} bytes" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_includes_that_multiply_count_against_the_size_limit(tmp_path, capsys):
+    write(tmp_path, "# padding\n" * 20_000, "leaf.conf")  # 200 KB, read 8 times
+    for level in range(3):
+        inner = "leaf.conf" if level == 0 else f"level{level - 1}.conf"
+        write(tmp_path, f"@include {inner}\n@include {inner}\n", f"level{level}.conf")
+    source = write(tmp_path, SUPPORTED + "@include level2.conf\n")
+    assert main(["migrate-fluentd", str(source)]) == 2
+    assert "larger than" in capsys.readouterr().err
+
+
+def test_binary_input_exits_2_without_echoing_its_bytes(tmp_path, capsys):
+    source = tmp_path / "fluent.conf"
+    source.write_bytes(b"<source>\n  @type tail\n\x00\x01\xff\xfeSECRETBYTES\n")
+    assert main(["migrate-fluentd", str(source)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"{source}:3: not a text file (binary data); nothing converted\n"
+    assert captured.out == ""
+    source.write_bytes(b"<source>\n  @type tail \xff\xfe\n</source>\n")
+    assert main(["migrate-fluentd", str(source)]) == 2
+    assert "fluent.conf:2: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_a_misspelt_section_and_a_missing_include_exit_2(tmp_path, capsys):
+    target = tmp_path / "shipper.yaml"
+    source = write(tmp_path, SUPPORTED + "<sourc>\n  @type forward\n</sourc>\n")
+    assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"{source}:22: unknown section <sourc> at the top level; Fluentd accepts <source>, "
+        "<match>, <filter>, <label>, <system>, <worker> there\n")
+    source = write(tmp_path, SUPPORTED + "@include outputs.conf\n")
+    assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 2
+    assert f"{source}:22: @include outputs.conf: no such file" in capsys.readouterr().err
+    assert not target.exists()

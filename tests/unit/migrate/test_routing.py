@@ -1,0 +1,59 @@
+"""The first-match check finds the same earlier ``<match>`` as comparing every pair, in
+about linear time, so a config with thousands of sections converts in seconds."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from shipper.migrate import migrate
+from shipper.migrate.model import Section, Value
+from shipper.migrate.routing import Scope, overlap
+from tests.unit.migrate.helpers import write
+
+PATTERNS = ["app.web", "app.*", "app.**", "**", "kubernetes.**", "kubernetes.var.*.log",
+            "{app,db}.x", "db.**", "db", "a.b.c", "*.b.*", "fluent.**", "x.y z.**",
+            "kubernetes.var.log.containers.fluentd**", "app.web.errors", "*", "audit"]
+
+
+def _section(i: int) -> Section:
+    return Section("match", Value.of(str(i)), "fluent.conf", i)
+
+
+@pytest.mark.parametrize("order", range(20))
+def test_the_index_answers_like_the_pairwise_comparison(order):
+    patterns = random.Random(order).sample(PATTERNS, len(PATTERNS))
+    scope = Scope()
+    for i, pattern in enumerate(patterns):
+        expected = next((s for p, s in scope.matches if overlap(p, pattern)), None)
+        assert scope.first_overlap(pattern) is expected, (pattern, scope.matches)
+        scope.add(pattern, _section(i))
+
+
+def _big_config(lines: int) -> str:
+    out = ["<source>\n  @type tail\n  path /var/log/containers/*.log\n  tag kubernetes.*\n"
+           "</source>\n"]
+    count, i = 5, 0
+    while count < lines:
+        if i % 3 == 0:
+            out.append(f"<filter app{i}.*.logs>\n  @type kubernetes_metadata\n</filter>\n")
+            count += 3
+        out.append(f"<match app{i}.{{a,b}}.**>\n  @type elasticsearch\n  host es{i}\n"
+                   f"  port 9200\n  logstash_format true\n  <buffer>\n    flush_interval 5s\n"
+                   "  </buffer>\n</match>\n")
+        count, i = count + 9, i + 1
+    return "".join(out) + "<match **>\n  @type stdout\n</match>\n"
+
+
+@pytest.mark.slow
+def test_a_10000_line_config_converts_in_under_5_seconds(tmp_path):
+    path = write(tmp_path, _big_config(10_000))
+    started = time.monotonic()
+    migration = migrate(str(path))
+    elapsed = time.monotonic() - started
+    assert len(migration.document.outputs) > 1000
+    assert [f.message.split(" comes after ")[0] for f in migration.findings.warnings] == [
+        "<match **> @type stdout"]
+    assert elapsed < 5.0, elapsed
