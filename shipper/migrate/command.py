@@ -3,7 +3,8 @@
 Kept apart from ``shipper/cli.py`` so that file only registers the command. Warnings and the
 list of moved secrets go to stderr as ``file:line: warning: ...`` (one per line, for editors
 and CI); the YAML goes to ``-o`` or stdout. Exit codes: 0 converted, 1 converted with warnings,
-2 the Fluentd file cannot be read (``file:line: message``; nothing is written).
+2 the input cannot be read (``file:line: message``) or ``-o`` cannot be written (one line);
+nothing is written then.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from shipper.errors import FluentdSyntaxError
     from shipper.migrate import EXIT_PARSE_ERROR, migrate
 
+    if args.output != "-":
+        problem = _unwritable(Path(args.output))
+        if problem is not None:
+            print(f"{args.output}: cannot write: {problem}", file=sys.stderr)
+            return EXIT_PARSE_ERROR
     try:
         result = migrate(args.config)
     except FluentdSyntaxError as exc:
@@ -39,7 +45,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(result.text)
     else:
-        Path(args.output).write_text(result.text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(result.text, encoding="utf-8")
+        except OSError as exc:
+            print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_PARSE_ERROR
     findings = result.findings
     for finding in findings.ordered():
         if finding.severity == "warning" or not args.quiet:
@@ -52,3 +62,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} ({count} warning{'s' if count != 1 else ''})",
               file=sys.stderr)
     return result.exit_code
+
+
+def _unwritable(target: Path) -> str | None:
+    """Why ``-o`` cannot be written, checked before converting (no traceback, no output)."""
+    if target.is_dir():
+        return "it is a directory"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"the directory {parent} does not exist"
+    return None

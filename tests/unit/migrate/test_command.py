@@ -136,3 +136,13 @@ def test_a_misspelt_section_and_a_missing_include_exit_2(tmp_path, capsys):
     assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 2
     assert f"{source}:22: @include outputs.conf: no such file" in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_an_output_in_a_missing_directory_or_a_directory_exits_2_in_one_line(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED)
+    missing = tmp_path / "nowhere" / "shipper.yaml"
+    assert main(["migrate-fluentd", str(source), "-o", str(missing)]) == 2
+    assert capsys.readouterr().err == (f"{missing}: cannot write: the directory "
+                                       f"{missing.parent} does not exist\n")
+    assert main(["migrate-fluentd", str(source), "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"{tmp_path}: cannot write: it is a directory\n"
