@@ -32,6 +32,8 @@ STOPS = ("sigterm", "sigkill", *(f"crash:{p}" for p in sorted(POINTS)))
 BUFFERS = ("memory", "disk")
 OUTPUTS = ("up", "down", "flap", "429", "partial")
 SOURCES = ("tail", "forward")
+#: The full product also runs both sources into one buffer ("both": they compete for it).
+ALL_SOURCES = (*SOURCES, "both")
 #: The mode of the proxy in the run after the stop: faults that are a steady property of
 #: the server (per-item rejections, a flapping network) stay; outages and storms end.
 FINAL_MODE = {"up": "up", "down": "up", "429": "up", "flap": "flap", "partial": "partial"}
@@ -70,13 +72,13 @@ def applicable(cell: Cell) -> bool:
         return False
     if point == "checkpoint_after_write":
         # The tail checkpoints; with a memory buffer only after delivery.
-        return cell.source == "tail" and not (cell.buffer == "memory"
+        return cell.source != "forward" and not (cell.buffer == "memory"
                                               and cell.output in ("down", "429"))
     return not (point in _NEEDS_DELIVERY and cell.output in ("down", "429"))
 
 
 def all_cells() -> list[Cell]:
-    return [c for s in STOPS for b in BUFFERS for o in OUTPUTS for src in SOURCES
+    return [c for s in STOPS for b in BUFFERS for o in OUTPUTS for src in ALL_SOURCES
             if applicable(c := Cell(s, b, o, src))]
 
 
@@ -91,16 +93,19 @@ class CellRun:
         self.index = f"{self.prefix}-{DAY}"
         self.agent = Agent(root, proxy.url, self.prefix, cell.source, cell.buffer,
                            deadline=SHUTDOWN_DEADLINE)
-        self.files = LogFiles(self.agent.logs) if cell.source == "tail" else None
+        self.files = LogFiles(self.agent.logs) if cell.source != "forward" else None
         self.client: ForwardClient | None = None
         self.notes: list[str] = []
 
     @property
     def expected(self) -> dict[str, str]:
+        """marker → exact text, of every message written or sent so far."""
+        merged: dict[str, str] = {}
         if self.files is not None:
-            return self.files.expected
-        assert self.client is not None
-        return self.client.expected
+            merged.update(self.files.expected)
+        if self.client is not None:
+            merged.update(self.client.expected)
+        return merged
 
     def run(self) -> None:
         """Both phases, then the oracle; a phase that failed still gets the oracle's
@@ -139,11 +144,12 @@ class CellRun:
     def phase_one(self) -> None:
         cell, agent = self.cell, self.agent
         self.proxy.set_mode(cell.output)
+        first = 0
         if self.files is not None:
             self.files.write(TAIL_FIRST)
-            first = 2 * TAIL_FIRST
-        else:
-            first = FORWARD_TOTAL
+            first += 2 * TAIL_FIRST
+        if cell.source != "tail":
+            first += FORWARD_TOTAL
         point = cell.point
         if point is not None:
             if point == "buffer_salvage_moved":
@@ -171,7 +177,7 @@ class CellRun:
             f"SIGTERM with a {SHUTDOWN_DEADLINE}s deadline took {took:.1f}s")
 
     def _start_client(self) -> None:
-        if self.cell.source == "forward" and self.client is None:
+        if self.cell.source != "tail" and self.client is None:
             self.client = ForwardClient(self.agent.fport, FORWARD_TOTAL).start()
 
     def _crash(self, point: str) -> None:

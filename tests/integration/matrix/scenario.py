@@ -304,8 +304,11 @@ class Agent:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self, deadline: float) -> None:
-        src = (TAIL.format(logs=self.logs) if self.source == "tail"
-               else FORWARD.format(fport=self.fport))
+        src = ""
+        if self.source in ("tail", "both"):
+            src += TAIL.format(logs=self.logs)
+        if self.source in ("forward", "both"):
+            src += FORWARD.format(fport=self.fport)
         self.cfg.write_text(CONFIG.format(source=src.rstrip("\n"), deadline=deadline,
                                           **self._fields))
 
