@@ -13,7 +13,12 @@ Axes (``cell.py``):
 * buffer: memory, disk (``when_full: block``, a small ``total_limit_bytes``);
 * output: up, down, flapping, 429 storm, partial per-item failures;
 * source: tail (CRI and Docker files with split messages) and forward (an at-least-once
-  client that waits for acks and resends what was not acknowledged).
+  client that waits for acks and resends what was not acknowledged); the full product also
+  runs both into one buffer.
+
+Impossible cells are left out (``cell.applicable``): a ``buffer_*`` point with the memory
+buffer, a point after delivery while the output accepts nothing, the tail's checkpoint point
+without a tail.
 
 Oracle (``scenario.check_exactly_once``): every message exactly once in the index with its
 exact text (a CRI ``P``+``F`` or Docker >16 KiB message is one document), the ones the proxy
@@ -21,7 +26,8 @@ refused with 400 only in the dead-letter store, and nothing else anywhere.
 
 The default run takes a diagonal (each stop kind, buffer, output behaviour and source at
 least once) and the named scenarios of ``test_scenarios.py``; every other cell and variant is
-marked slow::
+marked slow (about 45 minutes on 2 cores)::
 
     .venv/bin/python -m pytest -m slow tests/integration/matrix
+    .venv/bin/python -m pytest -m slow tests/integration/matrix -k "sigkill and forward"
 """
