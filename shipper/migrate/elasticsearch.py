@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from outputs.elasticsearch.config import ElasticsearchConfig
 from shipper.migrate.model import Param, Value
 from shipper.migrate.reader import SectionReader
+from shipper.migrate.routing import overlap
 
 _ES = ElasticsearchConfig()
 _AUTOMATIC = {
@@ -74,11 +75,7 @@ def convert_elasticsearch(r: SectionReader, pattern: str) -> dict[str, Any]:
         else:
             r.warn(operation, f"write_operation {kind}: shipper supports create and index")
     _template(r, body)
-    tag_key = r.literal("tag_key")
-    if tag_key not in (None, "tag"):
-        r.warn(r.section.params["tag_key"], f"tag_key {tag_key}: the tag is always in the "
-                                            "field tag")
-    r.skip(("include_tag_key", "tag_key"), "tailed records always carry their tag in tag")
+    _tag_key(r, pattern)
     for why, keys in _AUTOMATIC.items():
         r.skip(keys, why)
     return body
@@ -195,3 +192,39 @@ def _template(r: SectionReader, body: dict[str, Any]) -> None:
     if inline is not None and inline.value.assumed().strip():
         r.warn(inline, "ilm_policy: shipper does not create ILM policies; create it in the "
                        "cluster and name it in ilm_policy")
+
+
+def _tag_key(r: SectionReader, pattern: str) -> None:
+    """``include_tag_key``: tailed records carry their tag in ``tag``; forwarded ones do not.
+
+    shipper's forward source keeps the client's tag for routing only and neither it nor the
+    Elasticsearch output writes it into the record, so documents from a forward source this
+    output receives would lose the tag: that is a warning, never a note.
+    """
+    tag_key = r.literal("tag_key")
+    include = r.param("include_tag_key")
+    wanted = include is not None and include.value.assumed().strip().lower() in ("", "true",
+                                                                                 "yes")
+    if tag_key not in (None, "tag"):
+        r.warn(r.section.params["tag_key"], f"tag_key {tag_key}: the tag is always in the "
+                                            "field tag")
+    r.skip(("include_tag_key", "tag_key"), "tailed records always carry their tag in tag")
+    if not wanted or include is None:
+        return
+    forwarded = [name for name, component in r.conv.document.sources.items()
+                 if component.body.get("type") == "forward"
+                 and overlap(pattern, _forward_tags(component.body))]
+    if forwarded:
+        r.warn(include, f"include_tag_key true: records of the forward source(s) "
+                        f"{', '.join(forwarded)} reach this output without their tag: shipper "
+                        "writes the tag into tailed records only, so these documents have no "
+                        "tag field (searches and dashboards on it miss them)")
+
+
+def _forward_tags(body: dict[str, Any]) -> str:
+    """The tags a converted forward source gives its records, as a pattern."""
+    tag = body.get("tag")
+    if isinstance(tag, str) and "$" not in tag:
+        return tag
+    prefix = body.get("add_tag_prefix")
+    return f"{prefix}.**" if isinstance(prefix, str) and "$" not in prefix else "**"
