@@ -9,10 +9,11 @@ the same loader as ``shipper check``, by the operator or by the tests.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from shipper.errors import FluentdSyntaxError
-from shipper.migrate.configmap import is_manifest, load_manifest
+from shipper.migrate.configmap import ROOT_NAMES, is_manifest, load_manifest
 from shipper.migrate.convert import convert
 from shipper.migrate.document import Document
 from shipper.migrate.emit import render
@@ -53,6 +54,8 @@ def read_fluentd(path: str, findings: Findings) -> Section:
     than ``MAX_INPUT_BYTES`` (includes counted), or a section name is not one Fluentd knows.
     """
     files: Files = DiskFiles(Budget())
+    if os.path.isdir(path):
+        path = _root_in_directory(path)
     roots = [path]
     if is_manifest(path):
         layout = load_manifest(path, MAX_INPUT_BYTES)
@@ -64,6 +67,16 @@ def read_fluentd(path: str, findings: Findings) -> Section:
         _include_one(entry, root, findings, files, stack=())
     _check_sections(root.children, TOP_SECTIONS, "at the top level")
     return root
+
+
+def _root_in_directory(directory: str) -> str:
+    """A directory like ``/fluentd/etc``: its root file, as Fluentd would be started on."""
+    for name in ROOT_NAMES:
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    raise FluentdSyntaxError(directory, 1, f"no root file ({', '.join(ROOT_NAMES)}) in this "
+                                           "directory; give the file Fluentd is started with")
 
 
 def _check_sections(sections: list[Section], allowed: tuple[str, ...], where: str) -> None:

@@ -19,10 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "migrate-fluentd",
         help="convert a Fluentd configuration (or its ConfigMap) into a shipper config",
-        description="Convert a Fluentd configuration (fluent.conf, td-agent.conf, or a "
-                    "Kubernetes ConfigMap manifest holding them) into a shipper config. "
-                    "Exit 0: converted; 1: converted with warnings; 2: unreadable input.")
-    p.add_argument("config", help="fluent.conf (with its @include files) or a ConfigMap .yaml")
+        description="Convert a Fluentd configuration (fluent.conf, td-agent.conf, its "
+                    "directory, or Kubernetes manifests: ConfigMaps with the workload that "
+                    "mounts them, as helm template renders) into a shipper config. "
+                    "Exit 0: converted; 1: converted with warnings; 2: unreadable or "
+                    "ambiguous input, or -o cannot be written (nothing is written).")
+    p.add_argument("config", help="fluent.conf (with its @include files), its directory, or "
+                                  "a manifest file (.yaml, .yml, .json)")
     p.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print notes")
     p.set_defaults(func=cmd_migrate)

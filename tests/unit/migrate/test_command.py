@@ -146,3 +146,14 @@ def test_an_output_in_a_missing_directory_or_a_directory_exits_2_in_one_line(tmp
                                        f"{missing.parent} does not exist\n")
     assert main(["migrate-fluentd", str(source), "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"{tmp_path}: cannot write: it is a directory\n"
+
+
+def test_a_directory_is_read_from_its_root_file(tmp_path, capsys):
+    write(tmp_path / "etc", SUPPORTED, "fluentd.conf")
+    assert main(["migrate-fluentd", str(tmp_path / "etc"), "-q"]) == 0
+    assert "type: elasticsearch" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["migrate-fluentd", str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err == (f"{tmp_path / 'empty'}:1: no root file (fluent.conf, "
+                                       "td-agent.conf, fluentd.conf) in this directory; give "
+                                       "the file Fluentd is started with\n")
