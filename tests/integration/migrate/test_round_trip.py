@@ -73,6 +73,7 @@ async def test_efk_configmap_ships_tailed_and_forwarded_records(node, es_url, tm
         await run_until(agent, lambda: agent.settled_records("elasticsearch") >= expected,
                         while_running=forward_events)
 
+    assert agent.settled_records("elasticsearch") == expected  # each line once
     es = search(es_url, prefix)
     assert es.count(f"{prefix}-*") == expected
     assert es.terms(f"{prefix}-*", "kubernetes.namespace_name") == \
@@ -112,6 +113,7 @@ async def test_daemonset_files_ship_with_their_environment(node, es_url, tmp_pat
         expected = sum(kept.values())
         await run_until(agent, lambda: agent.settled_records("out_es") >= expected)
 
+    assert agent.settled_records("out_es") == expected  # each line once
     es = search(es_url, prefix)
     assert es.terms(f"{prefix}-*", "kubernetes.namespace_name") == kept  # grep <exclude>
     # The parser filter became json_merge: the pino JSON lines of ratings are merged.
