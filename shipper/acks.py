@@ -13,6 +13,12 @@ exception), and the pipeline abandons it. An abandoned group never becomes safe,
 the buffers later release every hold they took: the part of the batch that never entered a
 buffer would otherwise be acknowledged, and lost. Its records are read (or sent by the
 client) again; what did reach a buffer comes back under the same ids and is answered 409.
+
+A group is ``urgent`` when a client is blocked until it resolves (a forward request with a
+``chunk`` option: the client sends nothing more until the ack). A buffer then makes it safe
+as soon as it can instead of at its batching cadence: the memory buffer hands the open chunk
+to the next free delivery worker, the disk buffer fsyncs soon. The guarantee does not
+change (still "ack once safe"), only how long the records wait to become safe.
 """
 
 from __future__ import annotations
@@ -23,15 +29,18 @@ from collections.abc import Callable
 class AckGroup:
     """Counts outstanding holds on one batch and calls ``on_safe`` exactly once at zero."""
 
-    __slots__ = ("_abandoned", "_done", "_on_safe", "_pending", "dropped")
+    __slots__ = ("_abandoned", "_done", "_on_safe", "_pending", "dropped", "urgent")
 
-    def __init__(self, on_safe: Callable[[AckGroup], None] | None = None) -> None:
+    def __init__(self, on_safe: Callable[[AckGroup], None] | None = None, *,
+                 urgent: bool = False) -> None:
         # The creator holds one reference until ``seal`` so fan-out cannot resolve it early.
         self._pending = 1
         self._on_safe = on_safe
         self._done = False
         self._abandoned = False
         self.dropped = 0
+        #: Someone waits for this group before sending more: buffers flush it promptly.
+        self.urgent = urgent
 
     @property
     def done(self) -> bool:

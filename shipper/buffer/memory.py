@@ -7,6 +7,11 @@ place: the ack groups of a chunk are released only when delivery settles the chu
 or dead-lettered), so a crash before that leaves the source's checkpoint behind the data and
 the records are read again; deterministic ids make the replay harmless.
 
+A batch whose ack group is ``urgent`` (a client waits for its ack before sending more) marks
+the open chunk urgent: the next free delivery worker takes it at once instead of after
+``flush_interval_secs``. While every worker is busy the chunk keeps filling, so many waiting
+clients still share chunks; sources that do not wait (tail) keep the usual cadence.
+
 ``when_full: block`` makes ``put`` wait for space — the source stops reading, which is the
 whole backpressure mechanism. ``drop_newest`` drops what does not fit and counts it.
 """
@@ -28,7 +33,7 @@ from shipper.payloads import run_end, running_totals
 class Chunk:
     """A group of payloads delivered together; settled as a whole."""
 
-    __slots__ = ("created", "groups", "id", "nbytes", "payloads")
+    __slots__ = ("created", "groups", "id", "nbytes", "payloads", "urgent")
 
     def __init__(self, chunk_id: int, created: float) -> None:
         self.id = chunk_id
@@ -36,6 +41,7 @@ class Chunk:
         self.nbytes = 0
         self.groups: list[AckGroup] = []
         self.created = created
+        self.urgent = False  # a client waits for records in it: deliver when a worker is free
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -156,8 +162,11 @@ class MemoryBuffer:
         if chunk is not None and (chunk.nbytes >= cfg.chunk_limit_bytes
                                   or len(chunk.payloads) >= cfg.chunk_limit_records):
             self._seal_open()
+            chunk = None
+        if group is not None and group.urgent and chunk is not None and chunk.payloads:
+            chunk.urgent = True
         self._update_gauges()
-        self._changed.set()  # wake get() so it can arm the flush timer
+        self._changed.set()  # wake get(): it arms the flush timer, or takes an urgent chunk
 
     def _seal_open(self) -> None:
         if self._open is not None and self._open.payloads:
@@ -176,7 +185,7 @@ class MemoryBuffer:
                 return chunk
             if self._open is not None and self._open.payloads:
                 due = self._open.created + self._config.flush_interval_secs - time.monotonic()
-                if due <= 0 or self._closed:
+                if due <= 0 or self._closed or self._open.urgent:
                     self._seal_open()
                     continue
             else:

@@ -11,7 +11,10 @@ Ordering that makes it crash-safe:
 - **write** the records (``pwrite`` at the known end, so a retry after an error rewrites the
   same bytes) → **fsync** the file, and the directory once after the file was created →
   only then **release** the ack holds. ``fsync: always`` does this before ``put`` returns;
-  ``interval`` every ``fsync_interval_secs`` (and at shutdown).
+  ``interval`` every ``fsync_interval_secs`` (and at shutdown), and soon after a write for
+  an ``urgent`` ack group (a client that waits for its ack before sending more): that fsync
+  covers whatever else was written since, so waiting clients share fsyncs and sources that
+  do not wait keep the interval.
 - **settle**: delivery is done with a chunk → **unlink** its file → **fsync** the directory
   → then the bytes count as free. A crash in between re-sends the chunk; the deterministic
   ids make Elasticsearch answer 409, so the index holds each record once.
@@ -76,6 +79,7 @@ class DiskBuffer:
         self._write_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._space = asyncio.Event()
+        self._sync_soon = asyncio.Event()  # an urgent group was written: fsync now
         self._writer = SegmentWriter(config, self.directory, self.storage, self._syncer,
                                      on_sealed=self._sealed, on_grown=self._grown,
                                      keep_hot=self._keep_hot)
@@ -212,6 +216,8 @@ class DiskBuffer:
             start = nxt
         if wrote and self._config.fsync == "always":
             await self._syncer.sync()
+        elif wrote and group is not None and group.urgent:
+            self._sync_soon.set()
 
     async def _step(self, payloads: Sequence[bytes], start: int, group: AckGroup | None,
                     ) -> tuple[str, int]:
@@ -258,13 +264,18 @@ class DiskBuffer:
     # -- durability --------------------------------------------------------------------------
 
     async def _housekeep(self) -> None:
-        """Periodic fsync (``interval``), retries of failed fsyncs and deletions."""
+        """Periodic fsync (``interval``, or at once for an urgent group), retries of failed
+        fsyncs and deletions."""
         failures = 0
         every = self._config.fsync_interval_secs if self._config.fsync == "interval" else 1.0
         while True:
             if self._syncer.healthy.is_set():
                 failures = 0
-                await asyncio.sleep(every)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._sync_soon.wait(), timeout=every)
+                # Cleared before the fsync takes its snapshot: an urgent write after this
+                # point sets it again and gets the next round.
+                self._sync_soon.clear()
             else:
                 failures += 1
                 await asyncio.sleep(self._report.delay(failures))

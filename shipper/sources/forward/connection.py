@@ -344,7 +344,10 @@ class Connection:
                 group = None
                 if parent is not None:
                     parent.hold()
-                    group = AckGroup(on_safe=functools.partial(self._on_batch_safe, parent))
+                    # urgent: the client sends nothing more until this ack (fluent-bit,
+                    # fluent-logger with acks), so the buffers must not sit on it.
+                    group = AckGroup(on_safe=functools.partial(self._on_batch_safe, parent),
+                                     urgent=True)
                 self._m_records.inc(len(records))
                 await ctx.emit(Batch(records, group, source=ctx.name))
         except BaseException:

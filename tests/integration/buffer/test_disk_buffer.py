@@ -221,3 +221,36 @@ async def test_a_backlog_is_read_back_from_disk_so_memory_stays_flat(tmp_path):
     out = await drain(buf)
     assert out == payloads(400, size=10_240)
     await buf.shutdown()
+
+
+async def test_with_fsync_interval_a_waiting_client_is_acked_by_an_early_fsync(tmp_path):
+    """A client that waits for each ack (urgent groups) is not held to the fsync interval:
+    each of its writes is fsynced soon, while ordinary writes keep waiting for the interval."""
+    storage = FaultyStorage()
+    buf = new_buffer(tmp_path, storage=storage, fsync="interval", fsync_interval_secs=3600)
+    await buf.open()
+    for i in range(10):
+        acked = asyncio.Event()
+        group = AckGroup(on_safe=lambda _g, ev=acked: ev.set(), urgent=True)
+        await buf.put(payloads(1, i), group)
+        group.seal()
+        await asyncio.wait_for(acked.wait(), 5)  # never the hour-long interval
+    fsyncs = sum(op == "fsync" for op, _ in storage.calls)
+    assert fsyncs >= 1
+
+    ordinary = asyncio.Event()
+    group = AckGroup(on_safe=lambda _g: ordinary.set())
+    await buf.put(payloads(1, 10), group)
+    group.seal()
+    await asyncio.sleep(0.1)
+    assert not ordinary.is_set(), "a write nobody waits for keeps the interval"
+    assert sum(op == "fsync" for op, _ in storage.calls) == fsyncs
+    # The next urgent write's fsync covers the ordinary one too: both resolve.
+    urgent = AckGroup(on_safe=lambda _g: None, urgent=True)
+    await buf.put(payloads(1, 11), urgent)
+    urgent.seal()
+    await asyncio.wait_for(ordinary.wait(), 5)
+    assert urgent.done
+    buf.close()
+    assert await drain(buf) == payloads(12)
+    await buf.shutdown()

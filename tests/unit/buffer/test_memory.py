@@ -113,3 +113,73 @@ async def test_settle_is_immediate_and_its_awaitable_already_complete():
     assert await done is None
     await buf.shutdown()
     assert buf.empty
+
+
+async def _deliver_waiting_client(buf: MemoryBuffer, requests: int) -> list[int]:
+    """A client that sends one record and waits for its ack before the next, against a fake
+    delivery worker that settles whatever chunk it gets; returns each chunk's size."""
+    sizes: list[int] = []
+
+    async def worker() -> None:
+        while (chunk := await buf.get()) is not None:
+            sizes.append(len(chunk))
+            buf.settle(chunk)
+
+    task = asyncio.create_task(worker())
+    try:
+        for i in range(requests):
+            acked = asyncio.Event()
+            group = AckGroup(on_safe=lambda _g, ev=acked: ev.set(), urgent=True)
+            await buf.put([b"record-%d" % i], group)
+            group.seal()
+            await asyncio.wait_for(acked.wait(), 2)  # never the hour-long flush interval
+    finally:
+        buf.close()
+        await asyncio.wait_for(task, 2)
+    return sizes
+
+
+async def test_an_urgent_group_is_delivered_without_waiting_for_the_flush_interval():
+    buf, _ = make()  # flush_interval_secs: 3600
+    assert await _deliver_waiting_client(buf, 10) == [1] * 10
+
+
+async def test_records_without_a_waiting_client_keep_the_flush_interval():
+    buf, _ = make()
+    await buf.put([b"tail-1", b"tail-2"], AckGroup())
+    got = asyncio.create_task(buf.get())
+    await asyncio.sleep(0.05)
+    assert not got.done(), "an ordinary batch must wait for the interval or the limits"
+    got.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await got
+
+
+async def test_an_urgent_chunk_takes_earlier_records_along_and_keeps_filling_while_busy():
+    buf, _ = make()
+    await buf.put([b"tail-1"], AckGroup())
+    await buf.put([b"fwd-1"], AckGroup(urgent=True))
+    # No worker was free (none called get): more records join the same open chunk.
+    await buf.put([b"tail-2"], None)
+    await buf.put([b"fwd-2"], AckGroup(urgent=True))
+    chunk = await asyncio.wait_for(buf.get(), 1)
+    assert chunk.payloads == [b"tail-1", b"fwd-1", b"tail-2", b"fwd-2"]
+    assert buf.chunk_count == 1  # handed out; nothing left open
+    await buf.put([b"tail-3"], None)
+    later = asyncio.create_task(buf.get())
+    await asyncio.sleep(0.05)
+    assert not later.done(), "the next chunk is not urgent: it waits for the interval"
+    later.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await later
+
+
+async def test_an_urgent_put_still_blocks_while_the_buffer_is_full():
+    buf, _ = make(total_limit_bytes=8, chunk_limit_bytes=4)
+    await buf.put([b"1234", b"5678"], None)
+    blocked = asyncio.create_task(buf.put([b"9999"], AckGroup(urgent=True)))
+    await asyncio.sleep(0.01)
+    assert not blocked.done(), "urgency never bypasses backpressure"
+    buf.settle(await buf.get())
+    await asyncio.wait_for(blocked, 1)
+    assert buf.bytes_used == 8
