@@ -167,11 +167,20 @@ def _index(r: SectionReader, body: dict[str, Any]) -> None:
         param = r.param(key)
         if param is not None and param.value.assumed().strip():
             r.warn(param, f"{key}: an index chosen per record is not supported")
+        elif param is not None and param.value.env_names:
+            r.warn(param, f"{key} comes from ENV['{param.value.env_names[0]}'] (unset: "
+                          "none); an index chosen per record is not supported, so setting "
+                          "it has no effect in shipper")
 
 
 def _template(r: SectionReader, body: dict[str, Any]) -> None:
     own = [p for p in (r.param("template_file"), r.param("templates"))
            if p is not None and p.value.assumed().strip()]
+    for param in (r.param("template_file"), r.param("templates")):
+        if param is not None and param not in own and param.value.env_names:
+            r.warn(param, f"{param.key} comes from ENV['{param.value.env_names[0]}'] (unset: "
+                          "none); if the pod sets it, shipper still installs its own index "
+                          "template: set install_template: false to keep yours")
     if own:
         body["install_template"] = False
         r.warn(own[0], f"{own[0].key}: your own index template is not installed by shipper; "

@@ -32,6 +32,7 @@ _K8S_AUTOMATIC = ("cache_size", "cache_ttl", "watch_retry_interval", "watch_retr
                   "watch_retry_exponential_backoff_base", "stats_interval", "open_timeout",
                   "read_timeout", "use_journal", "annotations_regexp", "include_namespace_id")
 _LOGZIO_RECORD = {"type", "message"}
+_ENV_FIRST = re.compile(r"""^\s*ENV\[['"](\w+)['"]\]\s*\|\|""")
 
 
 def convert_filter(section: Section, pattern: str, conv: Conversion) -> None:
@@ -68,8 +69,20 @@ def _kubernetes(r: SectionReader, pattern: str) -> dict[str, Any]:
         text = url.value.assumed()
         if "KUBERNETES_SERVICE_HOST" in text or "KUBERNETES_SERVICE_HOST" in "".join(
                 url.value.untranslatable) or not text.strip():
-            r.note(url, "kubernetes_url: the in-cluster API server (KUBERNETES_SERVICE_HOST) "
-                        "is shipper's default, so the key is left out")
+            override = _ENV_FIRST.match("".join(url.value.untranslatable))
+            names = [override.group(1)] if override else list(url.value.env_names)
+            names = [n for n in names if not n.startswith("KUBERNETES_SERVICE_")]
+            if names:  # ENV['X'] || the in-cluster URL: X still overrides it
+                body["kubernetes_url"] = f"${{{names[0]}:-}}"
+                r.conv.env_used.setdefault(names[0], url.where)
+                r.warn(url, f"kubernetes_url: ENV['{names[0]}'] overrides the in-cluster API "
+                            f"server (the default when it is unset); shipper's kubernetes_url "
+                            f"is the server's base URL, so if the pod sets {names[0]} with a "
+                            "trailing /api, remove it")
+            else:
+                r.note(url, "kubernetes_url: the in-cluster API server "
+                            "(KUBERNETES_SERVICE_HOST) is shipper's default, so the key is "
+                            "left out")
             in_cluster = True
         else:
             rendered = r.render(url, lambda s: re.sub(r"/api/?$", "", s.strip()))
@@ -104,6 +117,10 @@ def _kubernetes(r: SectionReader, pattern: str) -> dict[str, Any]:
             in ("false", "no"):
         r.warn(watch, "watch false: shipper always watches pods (list+watch keeps its cache "
                       "current with far fewer requests)")
+    elif watch is not None and watch.value.env_names:
+        r.note(watch, f"watch comes from ENV['{watch.value.env_names[0]}']; shipper always "
+                      "watches pods (list+watch keeps its cache current with far fewer "
+                      "requests), so the variable is not read")
     r.skip(("watch",))
     r.skip(_K8S_AUTOMATIC, "not needed: the cache is kept current by the watch")
     return body

@@ -224,8 +224,23 @@ class SectionReader:
         param = self.param(*keys)
         if param is None:
             return None
-        return self.render(param, size_text,
-                           default=None if default is None else format_bytes(default))
+        rendered = self.render(param, size_text,
+                               default=None if default is None else format_bytes(default))
+        if rendered is not None:
+            for name in param.value.env_names:
+                self.env_size(param, name)
+        return rendered
+
+    def env_size(self, param: Param, name: str) -> None:
+        """A size set by the environment keeps Fluentd's units there: say it must change.
+
+        The default in the file is converted (``8M`` -> ``8MiB``), but a value the DaemonSet
+        sets is read at start by shipper, whose ``M`` is decimal: Fluentd's ``2M`` (2 MiB)
+        would become 2,000,000 bytes.
+        """
+        self.warn(param, f"{param.key}: ENV['{name}'] holds a size in Fluentd's units, where "
+                         f"k/m/g are 1024-based; shipper reads 2M as 2,000,000 bytes, so set "
+                         f"{name} as 2MiB (or a byte count) where the pod defines it")
 
     def seconds(self, *keys: str, default: float | None = None) -> Any:
         param = self.param(*keys)
@@ -265,8 +280,9 @@ class SectionReader:
             if param.value.unset_means_absent:
                 env = param.value.pieces[0]
                 assert isinstance(env, Env)
-                self.note(param, f"{param.key} comes from ENV['{env.name}'] (unset: none); "
-                                 "shipper needs the list in the file: write it there")
+                self.warn(param, f"{param.key} comes from ENV['{env.name}'] (unset: none), "
+                                 "which shipper does not read for a list: if the pod sets "
+                                 "it, write its items in the file, or they are not applied")
                 return None
             rendered = self.render(param)
             return None if rendered is None else [rendered]

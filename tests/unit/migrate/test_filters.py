@@ -54,10 +54,14 @@ def test_the_in_cluster_api_address_is_the_default(tmp_path):
           watch false
         </filter>
         """ + OUTPUT)
-    assert one(migration, "filters") == {"type": "kubernetes_metadata", "match": "kubernetes.**"}
-    assert messages(migration) == [
+    # ENV['URL'] still overrides the in-cluster default, as it did in Fluentd.
+    assert one(migration, "filters") == {"type": "kubernetes_metadata", "match": "kubernetes.**",
+                                         "kubernetes_url": "${URL:-}"}
+    assert [m.split(" overrides")[0] for m in messages(migration)] == [
+        "fluent.conf:9: kubernetes_url: ENV['URL']",
         "fluent.conf:11: watch false: shipper always watches pods (list+watch keeps its cache "
         "current with far fewer requests)"]
+    assert validate(migration).filters["kubernetes_metadata"].kubernetes_url is None
 
 
 def test_a_json_parser_filter_becomes_json_merge(tmp_path):

@@ -64,7 +64,13 @@ def test_the_daemonset_files_with_includes_and_environment():
     assert config.filters["filter_kube_metadata"].kubernetes_url is None  # in-cluster
     assert config.telemetry.listen == "0.0.0.0:24231"
     assert {m.split(": ", 1)[0] for m in messages(migration)} == {
-        "systemd.conf:2", "kubernetes.conf:25", "kubernetes.conf:31", "kubernetes.conf:33"}
+        "systemd.conf:2", "kubernetes.conf:25", "kubernetes.conf:31", "kubernetes.conf:33",
+        # settings the DaemonSet's environment may change, which shipper cannot follow:
+        "fluent.conf:30",  # TARGET_INDEX_KEY: an index per record
+        "fluent.conf:34",  # TEMPLATE_FILE: the operator's own template
+        "fluent.conf:47",  # BUFFER_CHUNK_LIMIT_SIZE: Fluentd's 2M is 2 MiB
+        "kubernetes.conf:16",  # TAIL_EXCLUDE_PATH: a list shipper needs in the file
+        "kubernetes.conf:40"}  # FILTER_KUBERNETES_URL: still overrides, without /api
     assert "FLUENT_ELASTICSEARCH_HOST (first used at" in migration.text
     # Unset variables fall back like Fluentd's `|| 'default'`:
     unset = validate(migration, {"FLUENT_ELASTICSEARCH_HOST": "es",
