@@ -26,6 +26,7 @@ from shipper.migrate.reader import Conversion, SectionReader, fluent_size
 
 MIB = 1024 * 1024
 FLUENT_CHUNK_DEFAULT = {"memory": 8 * MIB, "disk": 256 * MIB}
+FLUENT_TOTAL_DEFAULT = {"memory": 512 * MIB, "disk": 64 * 1024 * MIB}
 _DEFAULTS = BufferConfig()
 
 # Keys that change nothing in shipper, with the reason given in the note.
@@ -84,6 +85,7 @@ def convert_buffer(output: SectionReader, conv: Conversion) -> dict[str, Any]:
         result["retry_max_secs"] = cap
     _overflow(readers, result)
     _retries(readers)
+    _defaults_differ(output, section, result, kind)
     for reader in readers:
         for key, why in _UNNEEDED.items():
             reader.skip((key,), why)
@@ -131,6 +133,25 @@ def _buffer_type(readers: list[SectionReader], result: dict[str, Any]) -> str:
                            "buffer is used")
         return "memory"
     return "memory"
+
+
+def _defaults_differ(output: SectionReader, section: Any, result: dict[str, Any],
+                     kind: str) -> None:
+    """A limit Fluentd left at its default is stated when shipper's default differs."""
+    where = section if section is not None else output.section
+    unset = []
+    for ours, defaults, fluent in (("chunk_limit_bytes", FLUENT_CHUNK_DEFAULT,
+                                    "chunk_limit_size"),
+                                   ("total_limit_bytes", FLUENT_TOTAL_DEFAULT,
+                                    "total_limit_size")):
+        shipper_default = getattr(_DEFAULTS, ours)
+        if ours not in result and defaults[kind] != shipper_default:
+            unset.append(f"{fluent} {format_bytes(defaults[kind])} -> {ours} "
+                         f"{format_bytes(shipper_default)}")
+    if unset:
+        name = "file" if kind == "disk" else kind
+        output.note(where, f"Fluentd's {name} buffer defaults differ from shipper's: "
+                           f"{'; '.join(unset)}; set buffer limits to keep Fluentd's")
 
 
 def _total(readers: list[SectionReader], result: dict[str, Any], kind: str) -> None:

@@ -101,3 +101,17 @@ def test_a_buffer_type_from_the_environment_is_left_for_the_operator(tmp_path):
                                             "  </buffer>\n")
     assert "type" not in buffer
     assert any("write type: disk (for file) or memory" in m for m in messages(migration))
+
+
+def test_fluentds_default_limits_are_stated_when_shippers_differ(tmp_path):
+    _, migration = buffer_of(tmp_path, "  <buffer>\n    flush_interval 5s\n  </buffer>\n")
+    assert messages(migration, "note") == [
+        "fluent.conf:6: Fluentd's memory buffer defaults differ from shipper's: "
+        "chunk_limit_size 8MiB -> chunk_limit_bytes 2MiB; total_limit_size 512MiB -> "
+        "total_limit_bytes 256MiB; set buffer limits to keep Fluentd's"]
+    _, migration = buffer_of(tmp_path, "  <buffer file>\n    @type file\n"
+                                       "    chunk_limit_size 2M\n  </buffer>\n")
+    assert "total_limit_size 64GiB -> total_limit_bytes 256MiB" in \
+        " ".join(messages(migration, "note"))
+    assert "chunk_limit_size" not in " ".join(m for m in messages(migration, "note")
+                                              if "defaults differ" in m)
