@@ -15,6 +15,7 @@ Names mostly carry over (``logstash_prefix``, ``id_key``...). The differences:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,9 @@ from shipper.migrate.reader import SectionReader
 from shipper.migrate.routing import overlap
 
 _ES = ElasticsearchConfig()
+# index_name <prefix><separator><strftime date>: the separator is one of - _ . and the
+# date only %Y %m %d %H %j %U %W %y directives and separators.
+_DATED_INDEX = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*?)([-_.])((?:%[YmdHjUWy]|[-_.])+)$")
 _AUTOMATIC = {
     "product and version are detected at start; no type names are sent": (
         "type_name", "suppress_type_name", "verify_es_version_at_startup",
@@ -152,7 +156,25 @@ def _index(r: SectionReader, body: dict[str, Any]) -> None:
         value = r.render(param)
         if value is not None:
             body[key] = value
+    for key in ("target_index_key", "target_type_key"):
+        param = r.param(key)
+        if param is not None and param.value.assumed().strip():
+            r.warn(param, f"{key}: an index chosen per record is not supported")
+        elif param is not None and param.value.env_names:
+            r.warn(param, f"{key} comes from ENV['{param.value.env_names[0]}'] (unset: "
+                          "none); an index chosen per record is not supported, so setting "
+                          "it has no effect in shipper")
     index = r.param("index_name")
+    dated = _DATED_INDEX.match(index.value.literal or "") if index is not None else None
+    if index is not None and dated is not None and logstash in (False, None):
+        # index_name k8s-%Y.%m.%d is a daily index: exactly logstash_format with its parts.
+        prefix, separator, dateformat = dated.groups()
+        body.update(logstash_format=True, logstash_prefix=prefix,
+                    logstash_prefix_separator=separator, logstash_dateformat=dateformat)
+        r.note(index, f"index_name {index.value.literal}: a dated index, converted to "
+                      f"logstash_format with prefix {prefix!r}, separator {separator!r} and "
+                      f"date {dateformat!r} (the record's time, in UTC)")
+        return
     placeholder = index is not None and ("${" in index.value.assumed()
                                          or "%" in index.value.assumed())
     if placeholder and index is not None:
@@ -163,14 +185,6 @@ def _index(r: SectionReader, body: dict[str, Any]) -> None:
         body["index"] = rendered or "fluentd"
     elif index is not None and not placeholder:
         r.note(index, "index_name is not used with logstash_format true (as in Fluentd)")
-    for key in ("target_index_key", "target_type_key"):
-        param = r.param(key)
-        if param is not None and param.value.assumed().strip():
-            r.warn(param, f"{key}: an index chosen per record is not supported")
-        elif param is not None and param.value.env_names:
-            r.warn(param, f"{key} comes from ENV['{param.value.env_names[0]}'] (unset: "
-                          "none); an index chosen per record is not supported, so setting "
-                          "it has no effect in shipper")
 
 
 def _template(r: SectionReader, body: dict[str, Any]) -> None:

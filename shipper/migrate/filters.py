@@ -137,6 +137,12 @@ def _parser(r: SectionReader, pattern: str) -> dict[str, Any] | None:
         if kind == "json":
             p.skip(("json_parser",))
             p.finish("the json_merge filter")
+        elif kind == "multi_format" and _json_or_text(parse):
+            kind = "json"  # JSON lines are merged, the others pass unchanged: json_merge
+            r.note(parse, "multi_format of json then none: json_merge merges the JSON lines "
+                          "and passes the others unchanged (without Fluentd's copy of the "
+                          "line in message)")
+            p.finish("the json_merge filter")
     elif r.has("format"):
         kind = r.literal("format") or ""
     if kind != "json" or parsers.get("json") is None:
@@ -160,6 +166,15 @@ def _parser(r: SectionReader, pattern: str) -> dict[str, Any] | None:
     r.skip(("reserve_data", "reserve_time", "emit_invalid_record_to_error", "replace_invalid_"
             "sequence"), "lines that are not JSON objects pass unchanged and are counted")
     return body
+
+
+def _json_or_text(parse: Section) -> bool:
+    """``<parse> @type multi_format``: a json pattern first, then only ``none`` patterns."""
+    kinds = []
+    for pattern in parse.all_children("pattern"):
+        param = pattern.params.get("format") or pattern.params.get("@type")
+        kinds.append(param.value.assumed().strip() if param is not None else "")
+    return len(kinds) >= 2 and kinds[0] == "json" and all(k == "none" for k in kinds[1:])
 
 
 def _grep(r: SectionReader, conv: Conversion) -> None:
@@ -229,6 +244,13 @@ def _concat(r: SectionReader, conv: Conversion) -> None:
     start = r.param("multiline_start_regexp")
     end = r.param("multiline_end_regexp")
     key = r.literal("key") or "message"
+    partial = r.literal("partial_key") or r.literal("use_partial_cri_logtag") \
+        or r.literal("use_partial_metadata")
+    if start is None and end is None and partial is not None:
+        r.note(r.section, f"{r.section.title()}: CRI and docker partial lines (logtag P, "
+                          "partial metadata) are joined by the tail source itself")
+        r.skip(list(r.section.params))
+        return
     if start is None and end is not None and "\\n" in end.value.assumed():
         r.note(r.section, f"{r.section.title()}: docker's partial lines (no trailing newline) "
                           "are joined by the tail source itself")
