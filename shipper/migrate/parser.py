@@ -27,7 +27,7 @@ import os
 import re
 
 from shipper.errors import FluentdSyntaxError
-from shipper.migrate.files import DiskFiles, Files, SourceText, is_glob
+from shipper.migrate.files import DiskFiles, Files, MemoryFiles, SourceText, is_glob
 from shipper.migrate.findings import Findings
 from shipper.migrate.model import Param, Piece, Section, Text, Value
 from shipper.migrate.ruby import translate
@@ -364,6 +364,10 @@ class _Reader:
                                           "the file including it, which is not read twice")
         elif self.files.exists(target):
             paths = [target]
+        elif isinstance(self.files, MemoryFiles):
+            raise self.fail(f"@include {value.assumed().strip()}: {target} is in no ConfigMap "
+                            "of this file (Fluentd refuses to start without it); if the image "
+                            "provides it, convert that configuration directory instead", start)
         else:
             raise self.fail(f"@include {value.assumed().strip()}: no such file ({target}); "
                             "Fluentd refuses to start without it", start)

@@ -182,3 +182,11 @@ def test_two_workloads_are_two_configurations_and_are_refused(tmp_path):
     path = write(tmp_path, yaml.safe_dump_all(documents), "bitnami.yaml")
     with pytest.raises(FluentdSyntaxError, match="several workloads mount Fluentd ConfigMaps"):
         read_fluentd(str(path), Findings())
+
+
+def test_an_include_of_a_file_in_no_configmap_exits_2_saying_so(tmp_path):
+    text = yaml.safe_dump(_configmap("c", {"fluent.conf": "@include systemd.conf\n" + MATCH}))
+    with pytest.raises(FluentdSyntaxError) as caught:
+        read_fluentd(str(write(tmp_path, text, "cm.yaml")), Findings())
+    assert "@include systemd.conf: /fluentd/etc/systemd.conf is in no ConfigMap of this " \
+           "file" in caught.value.message
