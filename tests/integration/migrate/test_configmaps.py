@@ -1,10 +1,12 @@
 """Manifests in the shapes of logzio-k8s, the fluent and bitnami charts and Istio's logging
-stack, converted by ``migrate-fluentd`` and run: every generated line or forwarded event
-arrives exactly once (a doubled source would ship it twice, a missed ConfigMap not at all)."""
+stack, and a CRI node's file, converted by ``migrate-fluentd`` and run: every generated line
+or forwarded event arrives exactly once (a doubled source would ship it twice, a missed
+ConfigMap not at all)."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from fluent import sender
@@ -126,3 +128,32 @@ async def test_istio_logging_stack_receives_each_event_once_without_its_tag(es_u
     es.refresh(f"{prefix}-*")
     assert es.count(f"{prefix}-*") == FORWARDED
     assert es.count(f"{prefix}-*", {"exists": {"field": "tag"}}) == 0
+
+
+async def test_cri_node_config_joins_partials_merges_json_and_writes_dated_indices(
+        es_url, tmp_path):
+    root = tmp_path / "node"
+    manifest = generate_node_logs(root, seed=37, lines=300, log_format="cri",
+                                  long_line_every=50)
+    logs = root / "var" / "log" / "containers"
+    config = converted(FIXTURES / "cri-json" / "fluent.conf")
+    prefix = unique_prefix()
+    localize(config, tmp_path, logs, None)
+    output = config["outputs"]["out_es"]
+    output.update(hosts=[es_url], logstash_prefix=prefix, template_name=prefix)
+    speed_up(output)
+    environ = {"FLUENT_ELASTICSEARCH_BUFFER_CHUNK_LIMIT_SIZE": "2MiB"}  # as the warning says
+    agent = Agent(load(config, environ))
+    total = manifest.total_records
+    await run_until(agent, lambda: agent.settled_records("out_es") >= total)
+    assert agent.settled_records("out_es") == total  # partial lines joined: one record each
+    es = SearchClient(es_url)
+    es.refresh(f"{prefix}-*")
+    assert es.count(f"{prefix}-*") == total
+    indices = es.request("GET", f"/_cat/indices/{prefix}-*?format=json")
+    assert indices and all(re.fullmatch(rf"{prefix}-\d{{4}}\.\d{{2}}\.\d{{2}}", i["index"])
+                           for i in indices)
+    merged = es.request("POST", f"/{prefix}-*/_search", {"query": {"bool": {"filter": [
+        {"term": {"kubernetes.container_name": "ratings"}},
+        {"match_phrase": {"log": "request completed"}}]}}, "size": 1})
+    assert merged["hits"]["hits"][0]["_source"]["msg"] == "request completed"
