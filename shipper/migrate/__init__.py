@@ -47,18 +47,19 @@ TOP_SECTIONS = ("source", "match", "filter", "label", "system", "worker")
 INNER_SECTIONS = {"label": ("match", "filter"), "worker": ("source", "match", "filter", "label")}
 
 
-def read_fluentd(path: str, findings: Findings) -> Section:
+def read_fluentd(path: str, findings: Findings, workload: str | None = None) -> Section:
     """Parse a Fluentd file (or manifests holding Fluentd files) with its includes.
 
     Raises ``FluentdSyntaxError`` (``file:line: message``) when it cannot be read, is larger
     than ``MAX_INPUT_BYTES`` (includes counted), or a section name is not one Fluentd knows.
+    ``workload`` picks one workload's configuration from manifests holding several.
     """
     files: Files = DiskFiles(Budget())
     if os.path.isdir(path):
         path = _root_in_directory(path)
     roots = [path]
     if is_manifest(path):
-        layout = load_manifest(path, MAX_INPUT_BYTES)
+        layout = load_manifest(path, MAX_INPUT_BYTES, workload)
         files, roots = layout.files, layout.roots
         for line, message in layout.notes:
             findings.note(f"{path}:{line}", message)
@@ -91,10 +92,10 @@ def _check_sections(sections: list[Section], allowed: tuple[str, ...], where: st
             _check_sections(section.children, inner, f"in <{section.name}>")
 
 
-def migrate(path: str) -> Migration:
+def migrate(path: str, workload: str | None = None) -> Migration:
     """Convert the Fluentd configuration at ``path``; see ``Migration``."""
     findings = Findings()
-    root = read_fluentd(path, findings)
+    root = read_fluentd(path, findings, workload)
     conv = convert(root, findings)
     text = render(conv.document, findings, conv.env_used, path)
     return Migration(text, conv.document, findings, conv.env_used)

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="fluent.conf (with its @include files), its directory, or "
                                   "a manifest file (.yaml, .yml, .json)")
     p.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
+    p.add_argument("--workload", metavar="NAME",
+                   help="in manifests with several Fluentd workloads (a chart's forwarder "
+                        "and aggregator), convert the configuration this one mounts")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print notes")
     p.set_defaults(func=cmd_migrate)
 
@@ -41,7 +44,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print(f"{args.output}: cannot write: {problem}", file=sys.stderr)
             return EXIT_PARSE_ERROR
     try:
-        result = migrate(args.config)
+        result = migrate(args.config, args.workload)
     except FluentdSyntaxError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_PARSE_ERROR

@@ -72,7 +72,8 @@ class Layout:
     notes: list[tuple[int, str]]  # (manifest line, message)
 
 
-def load_manifest(path: str, max_bytes: int | None = None) -> Layout:
+def load_manifest(path: str, max_bytes: int | None = None,
+                  workload: str | None = None) -> Layout:
     """The ConfigMaps of ``path`` laid out as the pod sees them; see the module docstring.
 
     Raises ``FluentdSyntaxError`` (``file:line: message``) for unreadable or ambiguous input.
@@ -99,7 +100,7 @@ def load_manifest(path: str, max_bytes: int | None = None) -> Layout:
     if dupes:
         raise FluentdSyntaxError(path, 1, f"ConfigMap {dupes[0]} is defined twice in this "
                                           "file; keep one")
-    return _Layouter(path, configmaps, workloads).layout()
+    return _Layouter(path, configmaps, workloads).layout(workload)
 
 
 def _read_text(path: str, max_bytes: int | None) -> str:
@@ -259,17 +260,27 @@ class _Layouter:
             name = items[key] if items is not None else key
             self.files[posixpath.normpath(posixpath.join(directory, name))] = text
 
-    def layout(self) -> Layout:
+    def layout(self, chosen: str | None = None) -> Layout:
         mounted: set[str] = set()
         config_path: str | None = None
         relevant = [w for w in self.workloads
                     if any(m[0] in self.configmaps for m in w.mounts)]
+        if chosen is not None:
+            picked = [w for w in relevant if w.name == chosen]
+            if not picked:
+                names = ", ".join(w.name for w in relevant) or "none"
+                raise self.fail(1, f"no workload named {chosen} mounts a Fluentd ConfigMap in "
+                                   f"this file (those that do: {names})")
+            others = {m[0] for w in relevant if w is not picked[0] for m in w.mounts}
+            mine = {m[0] for m in picked[0].mounts}
+            for name in others - mine:  # another workload's configuration
+                del self.configmaps[name]
+            relevant = picked
         if len(relevant) > 1:
             listed = ", ".join(f"{w.kind} {w.name} (line {w.line})" for w in relevant)
             raise self.fail(relevant[1].line, f"several workloads mount Fluentd ConfigMaps "
                                               f"({listed}): each is its own configuration; "
-                                              "convert each with its ConfigMaps in a file of "
-                                              "its own")
+                                              "choose one with --workload NAME")
         for workload in relevant:
             config_path = workload.config_path
             for name, directory, sub_path, items in workload.mounts:

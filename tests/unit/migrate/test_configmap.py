@@ -180,8 +180,14 @@ def test_two_workloads_are_two_configurations_and_are_refused(tmp_path):
                  _configmap("agg", {"fluentd.conf": MATCH}),
                  workload("DaemonSet", "fwd"), workload("StatefulSet", "agg")]
     path = write(tmp_path, yaml.safe_dump_all(documents), "bitnami.yaml")
-    with pytest.raises(FluentdSyntaxError, match="several workloads mount Fluentd ConfigMaps"):
+    with pytest.raises(FluentdSyntaxError, match=r"several workloads mount Fluentd ConfigMaps.*"
+                                                 r"choose one with --workload NAME"):
         read_fluentd(str(path), Findings())
+    # --workload picks one; the other's ConfigMap is not read and not ambiguous.
+    assert [c.name for c in read_fluentd(str(path), Findings(), "agg").children] == ["match"]
+    assert [c.name for c in read_fluentd(str(path), Findings(), "fwd").children] == ["source"]
+    with pytest.raises(FluentdSyntaxError, match=r"no workload named x .*those that do: fwd, agg"):
+        read_fluentd(str(path), Findings(), "x")
 
 
 def test_an_include_of_a_file_in_no_configmap_exits_2_saying_so(tmp_path):
