@@ -57,6 +57,7 @@ class Findings:
 
     items: list[Finding] = field(default_factory=list)
     secrets: list[MovedSecret] = field(default_factory=list)
+    _seen: set[Finding] = field(default_factory=set, repr=False)
 
     def warn(self, where: str, message: str) -> None:
         self._add(Finding("warning", where, message))
@@ -65,7 +66,8 @@ class Findings:
         self._add(Finding("note", where, message))
 
     def _add(self, finding: Finding) -> None:
-        if finding not in self.items:  # an included file converted twice says it once
+        if finding not in self._seen:  # an included file converted twice says it once
+            self._seen.add(finding)
             self.items.append(finding)
 
     def secret(self, env: str, where: str, what: str) -> None:
