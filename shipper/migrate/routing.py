@@ -83,8 +83,12 @@ class _Node:
 
 
 def _kind(part: str) -> str:
-    """A pattern part as the trie keys it: ``**``, ``*`` (any one part) or itself."""
-    if "**" in part:
+    """A pattern part as the trie keys it: ``**``, ``*`` (any one part) or itself.
+
+    Braces left unexpanded (more alternatives than ``expand_braces`` expands) may hold dots,
+    so such a part may stand for any number of parts: ``**`` (the matcher decides later).
+    """
+    if "**" in part or "{" in part or "}" in part:
         return "**"
     return "*" if "*" in part else part
 
@@ -97,7 +101,7 @@ def _single_patterns(pattern: str) -> list[list[str]]:
     """Each space-separated pattern with its ``{a,b}`` expanded, as trie keys."""
     out = []
     for single in pattern.split():
-        for alternative in expand_braces(single)[:MAX_SAMPLES]:
+        for alternative in expand_braces(single):
             out.append([_kind(p) for p in alternative.split(".")])
     return out
 

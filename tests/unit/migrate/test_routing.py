@@ -57,3 +57,11 @@ def test_a_10000_line_config_converts_in_under_5_seconds(tmp_path):
     assert [f.message.split(" comes after ")[0] for f in migration.findings.warnings] == [
         "<match **> @type stdout"]
     assert elapsed < 5.0, elapsed
+
+
+def test_a_pattern_with_more_alternatives_than_are_expanded_is_still_found():
+    many = "{" + ",".join(f"a{i}" for i in range(300)) + "}.x"
+    scope = Scope()
+    scope.add(many, _section(1))
+    assert scope.first_overlap("a299.x") is scope.matches[0][1]
+    assert scope.first_overlap("b.x") is None
