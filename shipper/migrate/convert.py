@@ -10,6 +10,7 @@ any other label is converted in place with a note.
 
 from __future__ import annotations
 
+from shipper.config import checks
 from shipper.migrate.document import Commented
 from shipper.migrate.filters import convert_filter
 from shipper.migrate.findings import Findings
@@ -46,7 +47,25 @@ def convert(root: Section, findings: Findings) -> Conversion:
                                   "(a tail source of /var/log/containers/*.log)")
     if not conv.document.outputs:
         findings.warn(root.where, "no output could be converted; shipper needs at least one")
+    _listeners(conv)
     return conv
+
+
+def _listeners(conv: Conversion) -> None:
+    """Two sources on one address could not both start (nor could Fluentd's): say which."""
+    telemetry = conv.document.top.get("telemetry")
+    listeners = []
+    if isinstance(telemetry, dict) and isinstance(telemetry.get("listen"), str):
+        listeners.append(("telemetry.listen", telemetry["listen"]))
+    origins = {}
+    for name, component in conv.document.sources.items():
+        listen = component.body.get("listen")
+        if isinstance(listen, str) and "$" not in listen:
+            listeners.append((f"source {name}", listen))
+            origins[f"source {name}"] = component.origin.split(" ", 1)[0]
+    for problem in checks.shared_listeners(listeners):
+        who = problem.split(" listens on ", 1)[0]
+        conv.findings.warn(origins.get(who, "shipper.yaml:1"), problem)
 
 
 def _sources(sections: list[Section], conv: Conversion) -> None:

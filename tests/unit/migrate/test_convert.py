@@ -84,3 +84,22 @@ def test_a_config_without_sources_or_outputs_says_what_is_missing(tmp_path):
            "source of /var/log/containers/*.log)" in warned
     assert "fluent.conf:1: no output could be converted; shipper needs at least one" in warned
     assert migration.exit_code == 1
+
+
+def test_two_sources_on_one_address_are_a_warning(tmp_path):
+    migration = convert(tmp_path, """\
+        <source>
+          @type forward
+        </source>
+        <source>
+          @type forward
+          bind 127.0.0.1
+          port 24224
+        </source>
+        <match **>
+          @type stdout
+        </match>
+        """)
+    assert messages(migration) == [
+        "fluent.conf:4: source forward_2 listens on 127.0.0.1:24224, which source forward "
+        "already takes; the second could not start (address already in use)"]
