@@ -26,7 +26,7 @@ from shipper.app import Agent
 from shipper.demo.esquery import SearchClient
 from shipper.sources.forward import ForwardSource
 from tests.integration.agent_harness import load, settled, unique_prefix
-from tests.integration.sources.forward.conftest import run_node
+from tests.integration.sources.forward.conftest import read_replies, run_node, running, wait_for
 
 CONFIG = """\
 state_dir: {state}
@@ -174,3 +174,24 @@ async def assert_indexed_once(agent: Agent, es: SearchClient, prefix: str) -> No
                                    {"size": RECORDS, "sort": [{"i": "asc"}]})
     assert [h["_source"]["message"] for h in hits["hits"]["hits"]] == [
         f"waited {i}" for i in range(RECORDS)]
+
+
+async def test_only_requests_with_a_chunk_option_make_urgent_batches() -> None:
+    """The forward source marks a batch urgent only when its client waits for the ack; a
+    request without ``chunk`` (fluent-logger without acks, the Docker driver) is not."""
+    async with running(max_batch_records=2) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        try:
+            entries = [[FIRST_SECOND + i, {"i": i}] for i in range(5)]
+            writer.write(msgpack.packb(["no.ack", entries]))
+            writer.write(msgpack.packb(["with.ack", entries, {"chunk": "c1"}]))
+            await writer.drain()
+            assert await read_replies(reader, 1) == [{"ack": "c1"}]
+            await wait_for(lambda: len(srv.collector.records) == 10, what="10 records")
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        # max_batch_records: 2, so each request became three batches.
+        assert [(b.records[0].tag, b.ack is not None and b.ack.urgent)
+                for b in srv.collector.batches] == [
+            ("no.ack", False)] * 3 + [("with.ack", True)] * 3
