@@ -218,30 +218,36 @@ def _template(r: SectionReader, body: dict[str, Any]) -> None:
 
 
 def _tag_key(r: SectionReader, pattern: str) -> None:
-    """``include_tag_key``: tailed records carry their tag in ``tag``; forwarded ones do not.
-
-    shipper's forward source keeps the client's tag for routing only and neither it nor the
-    Elasticsearch output writes it into the record, so documents from a forward source this
-    output receives would lose the tag: that is a warning, never a note.
+    """``include_tag_key``: tailed records carry their tag in ``tag``; forwarded ones only when
+    their forward source has ``tag_key``, which is set here for every forward source whose
+    records reach this output (Fluentd writes the tag at the output; shipper at the source,
+    so the tag is the same for every output the record reaches).
     """
     tag_key = r.literal("tag_key")
     include = r.param("include_tag_key")
     wanted = include is not None and include.value.assumed().strip().lower() in ("", "true",
                                                                                  "yes")
     if tag_key not in (None, "tag"):
-        r.warn(r.section.params["tag_key"], f"tag_key {tag_key}: the tag is always in the "
-                                            "field tag")
+        r.warn(r.section.params["tag_key"], f"tag_key {tag_key}: tailed records carry "
+                                            "their tag in the field tag")
     r.skip(("include_tag_key", "tag_key"), "tailed records always carry their tag in tag")
     if not wanted or include is None:
         return
-    forwarded = [name for name, component in r.conv.document.sources.items()
+    key = tag_key or "tag"
+    forwarded = [(name, component) for name, component in r.conv.document.sources.items()
                  if component.body.get("type") == "forward"
                  and overlap(pattern, _forward_tags(component.body))]
+    for name, component in forwarded:
+        existing = component.body.get("tag_key")
+        if existing not in (None, key):
+            r.warn(include, f"include_tag_key true: forward source {name} already writes "
+                            f"its tag into {existing}, not {key}")
+            continue
+        component.body["tag_key"] = key
     if forwarded:
-        r.warn(include, f"include_tag_key true: records of the forward source(s) "
-                        f"{', '.join(forwarded)} reach this output without their tag: shipper "
-                        "writes the tag into tailed records only, so these documents have no "
-                        "tag field (searches and dashboards on it miss them)")
+        r.note(include, f"include_tag_key true: forward source(s) "
+                        f"{', '.join(n for n, _ in forwarded)} write the tag into {key} "
+                        "(tag_key)")
 
 
 def _forward_tags(body: dict[str, Any]) -> str:

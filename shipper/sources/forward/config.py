@@ -196,6 +196,10 @@ Elasticsearch answers 409 instead of storing them twice.
         "doc": "A record carrying this field gets its value as document id (the field is "
                "removed): ids made by an upstream shipper agent survive the hop, so an agent "
                "that restarts and resends does not duplicate documents. null to disable."})
+    tag_key: str | None = field(default=None, metadata={
+        "doc": "Write each record's routing tag into it under this key, as the tail source "
+               "writes `tag` (Fluentd's `include_tag_key` with `tag_key`); unset: the tag "
+               "routes the record and is not stored."})
     source_address_key: str | None = field(default=None, metadata={
         "doc": "Add the client's IP address to every record under this key."})
     max_frame_bytes: Bytes = field(default=8 * MIB, metadata={

@@ -321,6 +321,7 @@ class Connection:
             extra[cfg.source_hostname_key] = await self.ctx.hostname_of(
                 self.peer_ip, self.peer_port)
         return EventConverter(cfg.tag, cfg.add_tag_prefix, extra, id_key=cfg.id_key,
+                              tag_key=cfg.tag_key,
                               max_depth=cfg.max_nesting_depth)
 
     async def _handle(self, message: Any, raw: bytes, converter: EventConverter) -> None:

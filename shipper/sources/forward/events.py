@@ -212,8 +212,10 @@ class EventConverter:
 
     def __init__(self, tag: str | None, tag_prefix: str | None,
                  extra: dict[str, str], clock: Callable[[], int] = time.time_ns,
-                 id_key: str | None = None, max_depth: int = MAX_DEPTH) -> None:
+                 id_key: str | None = None, max_depth: int = MAX_DEPTH,
+                 tag_key: str | None = None) -> None:
         self._tag = tag
+        self._tag_key = tag_key
         self._max_depth = max_depth
         self._id_key = id_key
         self._prefix = f"{tag_prefix}." if tag_prefix else ""
@@ -241,6 +243,9 @@ class EventConverter:
         if request.chunk is not None:
             prefix = base64.urlsafe_b64encode(request.digest()).decode("ascii")
         extra = self._extra
+        tag_key = self._tag_key
+        if tag_key:
+            extra = {**extra, tag_key: tag}
         id_key = self._id_key
         depth = self._max_depth
         now = self._clock()

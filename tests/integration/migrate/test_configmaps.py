@@ -114,8 +114,8 @@ async def test_bitnami_aggregator_receives_each_event_once(es_url, tmp_path):
     assert es.count(f"{prefix}-*") == FORWARDED
 
 
-async def test_istio_logging_stack_receives_each_event_once_without_its_tag(es_url, tmp_path):
-    """The conversion warns that include_tag_key is lost for forwarded records; it is."""
+async def test_istio_logging_stack_receives_each_event_once_with_its_tag(es_url, tmp_path):
+    """include_tag_key on the output becomes tag_key on the forward source: the tag is kept."""
     config = converted(FIXTURES / "istio" / "logging-stack.yaml")
     prefix = unique_prefix()
     localize(config, tmp_path, tmp_path, None)
@@ -127,7 +127,8 @@ async def test_istio_logging_stack_receives_each_event_once_without_its_tag(es_u
     es = SearchClient(es_url)
     es.refresh(f"{prefix}-*")
     assert es.count(f"{prefix}-*") == FORWARDED
-    assert es.count(f"{prefix}-*", {"exists": {"field": "tag"}}) == 0
+    tagged = {"term": {"tag": "accesslog.logentry.istio-system"}}
+    assert es.count(f"{prefix}-*", tagged) == FORWARDED
 
 
 async def test_cri_node_config_joins_partials_merges_json_and_writes_dated_indices(

@@ -40,7 +40,6 @@ def test_the_efk_configmap_with_v012_spellings():
         "fluentd-es-configmap.yaml:60",  # regexp parser
         "fluentd-es-configmap.yaml:63",  # tag docker
         "fluentd-es-configmap.yaml:77",  # monitor_agent
-        "fluentd-es-configmap.yaml:97",  # include_tag_key: forwarded records have no tag
     ]
     assert migration.exit_code == 1
 
@@ -146,10 +145,10 @@ def test_fluent_chart_without_its_daemonset_mounts_config_d_by_the_chart_convent
                for n in messages(migration, "note"))
 
 
-def test_istio_forward_source_with_include_tag_key_warns_that_the_tag_is_lost():
+def test_istio_forward_source_with_include_tag_key_keeps_the_tag():
     migration = migrate(str(ISTIO))
     config = validate(migration)
     assert list(config.sources) == ["forward"] and list(config.outputs) == ["elasticsearch"]
-    assert [m.split(": records")[0] for m in messages(migration)] == [
-        "logging-stack.yaml:65: include_tag_key true"]
-    assert migration.exit_code == 1
+    assert config.sources["forward"].tag_key == "tag"
+    assert messages(migration) == []
+    assert migration.exit_code == 0

@@ -40,25 +40,26 @@ def test_elasticsearch_host_port_scheme_path_credentials_and_index(tmp_path):
     assert [(s.env, s.where.rsplit("/", 1)[1]) for s in migration.findings.secrets] == [
         ("ES_PASSWORD", "fluent.conf:11")]
     assert "changeme" not in migration.text
-    assert messages(migration) == [  # the forward source's records lose their tag
-        "fluent.conf:21: include_tag_key true: records of the forward source(s) forward reach "
-        "this output without their tag: shipper writes the tag into tailed records only, so "
-        "these documents have no tag field (searches and dashboards on it miss them)"]
+    assert messages(migration) == []
+    assert any(  # the forward source keeps the tag in the record
+        "forward source(s) forward write the tag into tag (tag_key)" in n
+        for n in messages(migration, "note"))
+    assert validate(migration, {"ES_PASSWORD": "x"}).sources["forward"].tag_key == "tag"
     assert migration.exit_code == 1  # the password must now be provided
     assert validate(migration, {"ES_PASSWORD": "changeme"}).outputs["elasticsearch"] \
         .password == "changeme"
 
 
-def test_include_tag_key_warns_only_for_forwarded_records_this_output_receives(tmp_path):
+def test_include_tag_key_sets_tag_key_only_on_forward_sources_this_output_receives(tmp_path):
     tail = ("<source>\n  @type tail\n  path /var/log/containers/*.log\n  tag kube.*\n"
             "</source>\n")
     forward = "<source>\n  @type forward\n  add_tag_prefix app\n</source>\n"
     match = "<match {}>\n  @type elasticsearch\n  include_tag_key true\n</match>\n"
-    assert messages(convert(tmp_path, tail + match.format("**"))) == []
-    assert messages(convert(tmp_path, tail + forward + match.format("kube.**"))) == []
-    warned = messages(convert(tmp_path, tail + forward + match.format("app.**")))
-    assert [m.split(": records")[0] for m in warned] == [
-        "fluent.conf:12: include_tag_key true"]
+    elsewhere = validate(convert(tmp_path, tail + forward + match.format("kube.**")))
+    assert elsewhere.sources["forward"].tag_key is None
+    here = convert(tmp_path, tail + forward + match.format("app.**"))
+    assert messages(here) == []
+    assert validate(here).sources["forward"].tag_key == "tag"
 
 
 def test_fluentds_default_index_is_written_out(tmp_path):

@@ -209,6 +209,15 @@ def test_source_keys_are_added_to_every_record() -> None:
     assert record.body == {"log": "x", "host": "node-1", "addr": "10.0.0.1"}
 
 
+def test_tag_key_writes_the_routing_tag_into_every_record() -> None:
+    conv = EventConverter(None, "fwd", {"host": "node-1"}, tag_key="tag")
+    [[first, second]] = convert(["app.web", [[1, {"log": "x"}], [2, {"tag": "spoofed"}]]],
+                                conv)
+    assert first.body == {"log": "x", "host": "node-1", "tag": "fwd.app.web"}
+    assert second.body == {"tag": "fwd.app.web", "host": "node-1"}  # as Fluentd: tag wins
+    assert first.tag == second.tag == "fwd.app.web"
+
+
 def test_an_id_carried_by_an_upstream_shipper_becomes_the_document_id() -> None:
     conv = EventConverter(None, None, {}, clock=lambda: NOW, id_key="_shipper_id")
     entries = [[1, {"log": "a", "_shipper_id": "abc-1"}], [1, {"log": "b", "_shipper_id": 7}],
