@@ -39,6 +39,12 @@ class Metrics:
         self.files_waiting = Gauge(
             "shipper_files_waiting", "Files with unread data waiting for a descriptor "
             "(max_open_files reached)", ["source"], registry=r)
+        self.files_unreadable = Gauge(
+            "shipper_files_unreadable", "Files found but failing to open (permissions, I/O "
+            "errors); retried, not counted in shipper_files_waiting", ["source"], registry=r)
+        self.tail_include_dirs_missing = Gauge(
+            "shipper_tail_include_dirs_missing", "Include directories (the part of an include "
+            "pattern before any wildcard) that do not exist now", ["source"], registry=r)
         self.files_deleted_open = Gauge(
             "shipper_files_deleted_open", "Deleted files a tail source still holds open to "
             "read them to their end", ["source"], registry=r)
