@@ -41,6 +41,7 @@ from shipper.sources.tail.discovery import Discovery, matches_any, own_pod
 from shipper.sources.tail.paths import parse_path
 from shipper.sources.tail.reader import FileReader, Identified
 from shipper.sources.tail.recovery import Recovery, link
+from shipper.sources.tail.unreadable import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ class FileTable:
         self.by_lineage: dict[str, dict[FileReader, None]] = {}  # ordered: deterministic
         self._known_paths: set[str] = set()  # paths seen in this run (a new inode = rotation)
         self.present: set[str] = set()  # paths of the last scan
-        self._open_failed: set[str] = set()  # paths whose open failure was logged
+        # paths whose last open failed: not waiting for a descriptor, warned about apart
+        self.unreadable = Unreadable(name, metrics.files_unreadable.labels(name), clock)
         # Closed for good but with batches in flight: their entries stay (a crash before the
         # acks must still resume them) and must not be reconciled as orphans meanwhile.
         self.retired: dict[str, FileReader] = {}
@@ -194,10 +196,8 @@ class FileTable:
         try:
             fd = os.open(reader.open_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            if exc.errno != errno.ENOENT and reader.open_path not in self._open_failed:
-                self._open_failed.add(reader.open_path)
-                log.warning("tail %s: cannot open %s: %s", self.name, reader.open_path, exc,
-                            extra={"event": "tail_open_failed", "source": self.name})
+            if exc.errno != errno.ENOENT:
+                self.unreadable.failed(reader.open_path, exc)
             if exc.errno == errno.ENOENT:
                 self._moved(reader)
             return False
@@ -206,7 +206,7 @@ class FileTable:
             os.close(fd)  # renamed or replaced since we looked
             self._moved(reader)
             return False
-        self._open_failed.discard(reader.open_path)
+        self.unreadable.opened(reader.open_path)
         reader.attach(fd)
         self.attached += 1
         self._m_open.set(self.attached)
@@ -241,10 +241,14 @@ class FileTable:
             if not reader.closed and not reader.attached:
                 self.attach(reader)
         waiting = deleted = 0
+        failing: list[str] = []
         now = self.clock()
         for reader in self.readers:
             if not reader.attached and slots.wants(reader):
-                waiting += 1
+                if reader.open_path in self.unreadable:
+                    failing.append(reader.open_path)  # retried, but no descriptor is missing
+                else:
+                    waiting += 1
                 if reader.wanted_since is None:
                     reader.wanted_since = now
             elif reader.attached and reader.deleted_since is not None:
@@ -252,6 +256,7 @@ class FileTable:
         self.waiting = waiting
         self._m_waiting.set(waiting)
         self._m_deleted.set(deleted)
+        self.unreadable.update(failing)
 
     def identify(self, reader: FileReader, force: bool = False) -> bool:
         """Compute the reader's identity when its first line is there; True when known."""
