@@ -109,6 +109,14 @@ class Discovery:
             dirs[directory] = dirs.get(directory, False) or recursive
         return sorted(dirs.items())
 
+    def missing_dirs(self) -> list[str]:
+        """The include directories (``watch_dirs``) that do not exist now, sorted.
+
+        Normal for a while on a booting node (``/var/log/containers`` is created with the
+        first container), a typo when it lasts: the source reports both, and globs them on.
+        """
+        return [directory for directory, _ in self.watch_dirs() if not os.path.isdir(directory)]
+
 
 class Watcher:
     """Optional watchdog observer; calls ``on_event(structural)`` on the loop thread.

@@ -67,6 +67,8 @@ class TailSource:
         self._watcher: Watcher | None = None
         self._next_scan = self._next_check = self._last_save = 0.0
         self._started = time.time()
+        self._missing_dirs: set[str] = set()  # include directories missing at the last scan
+        self._m_missing_dirs = metrics.tail_include_dirs_missing.labels(name)
 
     # -- Source protocol ------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class TailSource:
         if now >= self._next_scan:
             files.scan()
             files.new_since = self._started  # from now on, a new file appeared while running
+            self._check_include_dirs()
             if self._watcher is not None:
                 self._watcher.ensure(files.discovery.watch_dirs())
             period = self.config.refresh_interval_secs
@@ -165,6 +168,28 @@ class TailSource:
             files.changed = False
             if self._wake is not None:
                 self._wake.set()
+
+    def _check_include_dirs(self) -> None:
+        """Say when an include directory is missing (at start, or when it goes away) and
+        when it appears; ``shipper_tail_include_dirs_missing`` counts them meanwhile.
+
+        Not a readiness failure: on a booting node the directory appears with the first
+        container, and a source without files has nothing to lose. A directory that stays
+        missing is a typo, which this warning and the gauge make visible."""
+        missing = set(self.files.discovery.missing_dirs())
+        if missing == self._missing_dirs:
+            return
+        for directory in sorted(missing - self._missing_dirs):
+            log.warning("tail %s: include directory %s does not exist; its files will be "
+                        "read once it appears", self.name, directory,
+                        extra={"event": "tail_include_dir_missing", "source": self.name,
+                               "directory": directory})
+        for directory in sorted(self._missing_dirs - missing):
+            log.info("tail %s: include directory %s appeared", self.name, directory,
+                     extra={"event": "tail_include_dir_appeared", "source": self.name,
+                            "directory": directory})
+        self._missing_dirs = missing
+        self._m_missing_dirs.set(len(missing))
 
     async def read_available(self, emit: Emit) -> None:
         """Read and ship until nothing is left to do now (bounded)."""

@@ -1,5 +1,7 @@
 """Which paths are tailed and which directories are watched (pure parts of discovery)."""
 
+from pathlib import Path
+
 from shipper.sources.tail.discovery import Discovery
 
 
@@ -23,6 +25,15 @@ def test_watch_dirs_are_the_glob_free_prefixes() -> None:
     discovery = Discovery(["/var/log/containers/*.log", "/var/log/pods/*/*/*.log",
                            "/var/log/containers/extra-*.log"], [])
     assert discovery.watch_dirs() == [("/var/log/containers", False), ("/var/log/pods", True)]
+
+
+def test_missing_dirs_are_the_include_dirs_that_do_not_exist(tmp_path: Path) -> None:
+    (tmp_path / "containers").mkdir()
+    discovery = Discovery([str(tmp_path / "containers" / "*.log"),
+                           str(tmp_path / "pods" / "*" / "*" / "*.log")], [])
+    assert discovery.missing_dirs() == [str(tmp_path / "pods")]
+    (tmp_path / "pods").mkdir()
+    assert discovery.missing_dirs() == []
 
 
 CID = "0123456789abcdef" * 4
