@@ -12,8 +12,12 @@ Two tables:
   its generations that were already read, counted as lost or found when the path was first
   seen. A rotated generation (``0.log.<ts>`` or ``0.log.<ts>.gz``) whose fingerprint is not
   there was never seen: it is read from its start, or counted as lost if already compressed.
-* ``saved_at``: when the file was written. A file first seen after a restart whose rotated
-  generations are newer than that was created while the agent was down: they are read.
+* ``saved_at``: when the writer last looked for files: the wall clock at the start of its
+  last completed scan of the include paths (the loaded value until it scanned). Not when
+  the file was written: a save can follow a file's creation before any scan saw it, and a
+  crash then must not make that file look old. A file first seen after a restart whose
+  generations are newer than that appeared after the previous run's last look: they are
+  read.
 
 Writes are atomic (tmp file, fsync, rename, fsync of the directory), so a crash leaves
 either the old or the new file, never half of one. A corrupt file is moved aside and the
@@ -118,7 +122,9 @@ class CheckpointStore:
         self.entries: dict[str, Entry] = {}
         self.lineages: dict[str, set[str]] = {}  # real path -> fingerprints handled
         self.lineage_paths: dict[str, str] = {}  # real path -> the path that led to it
-        self.saved_at: float | None = None  # wall clock of the loaded file's last save
+        self.saved_at: float | None = None  # the loaded file's ``saved_at`` (see above)
+        # Start of this run's last completed scan (``TailSource``); None: none yet.
+        self.scanned_at: float | None = None
         self.dirty = False
         # Identities whose entry may not be on disk yet (``TailSource`` removes those a
         # write included): lines timed by a fresh entry's ``time_ns`` wait for it.
@@ -253,7 +259,7 @@ class CheckpointStore:
                       for ident, entry in self.entries.items()},
             "lineages": {real: {"path": self.lineage_paths.get(real, real),
                                 "handled": sorted(fps)} for real, fps in self.lineages.items()},
-            "saved_at": time.time(),
+            "saved_at": self.scanned_at if self.scanned_at is not None else self.saved_at,
         }
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 

@@ -74,7 +74,7 @@ class FileTable:
         self.retired: dict[str, FileReader] = {}
         self.recovery = Recovery(self)
         # First sight of a file: rotated generations modified since then are new (read).
-        # The previous run's last save until the first scan is done, then this run's start.
+        # The previous run's last scan until the first scan is done, then this run's start.
         self.new_since: float | None = None
         self.attached = 0
         self.waiting = 0  # readers with work and no descriptor (after the last ``balance``)

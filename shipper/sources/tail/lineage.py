@@ -25,8 +25,8 @@ also by inode.
 Compressed data is never read as log text. Checkpoint entries of the lineage left over
 (their file vanished) are counted with the size last seen. The first time a lineage is
 seen, its existing generations are only recorded (like Fluentd, rotated files present at
-the first start are not read), except those newer than the last checkpoint save of the
-previous run (the container started while the agent was down) or than this run's start.
+the first start are not read), except those newer than the previous run's last scan
+(the container started after the previous run last looked) or than this run's start.
 """
 
 from __future__ import annotations

@@ -42,6 +42,11 @@ PATH_CHECK_SECS = 1.0  # rotation/deletion check of known paths between rescans
 FALLBACK_RESCAN_SECS = 2.0  # rescan period when file events cannot be relied on
 _MIN_RESCAN_SECS = 0.1  # delay of a rescan after a file event
 _MAX_DRAIN_PASSES = 10_000
+# File times come from a coarse kernel clock (behind ``time.time()`` by up to a tick; whole
+# seconds on some file systems): a file written just after the previous run's last scan
+# began may carry an older mtime. It must still count as new (read), so the time is moved
+# back by this much; reading such a file is never a duplicate (no run saw it).
+MTIME_SLACK_SECS = 2.0
 
 
 class TailSource:
@@ -85,7 +90,8 @@ class TailSource:
             await asyncio.to_thread(self.store.load)
         except StorageError as exc:
             raise SourceError(f"tail source {self.name}: {exc}") from exc
-        self.files.new_since = self.store.saved_at
+        saved = self.store.saved_at
+        self.files.new_since = None if saved is None else saved - MTIME_SLACK_SECS
         self._started = started
 
     async def run(self, emit: Emit) -> None:
@@ -150,7 +156,10 @@ class TailSource:
         now = self.clock()
         files = self.files
         if now >= self._next_scan:
+            began = time.time()
             files.scan()
+            # What the next run may take as seen: files changed since then were not.
+            self.store.scanned_at = began
             files.new_since = self._started  # from now on, a new file appeared while running
             self._check_include_dirs()
             if self._watcher is not None:
