@@ -82,30 +82,43 @@ class ReadLoop:
                     if not reader.attached:
                         break
                     before = reader.offset
+                    chunks = reader.read(max_batch)
+                    failed = False
                     try:
-                        for chunk in reader.read(max_batch):
+                        while True:
+                            # Only the reading of the file is guarded: an OSError raised
+                            # by ``emit`` (the pipeline, a buffer) is not the file's, and
+                            # propagates; its batch was never acknowledged, so it is read
+                            # again after the restart.
+                            try:
+                                chunk = next(chunks, None)
+                            except Truncated:
+                                log.info("tail %s: %s was truncated, reading it again from "
+                                         "the start", self.name, reader.path,
+                                         extra={"event": "tail_truncated",
+                                                "source": self.name})
+                                self.files.recovery.truncated(reader)
+                                progressed = failed = True
+                                break
+                            except OSError as exc:
+                                log.error("tail %s: reading %s failed, giving it up: %s",
+                                          self.name, reader.path, exc,
+                                          extra={"event": "tail_read_failed",
+                                                 "source": self.name})
+                                self.files.give_up(reader)
+                                failed = True
+                                break
+                            if chunk is None:
+                                break
                             await self.emit(emit, reader, chunk)
                             progressed = True
                             if self.stopping:
                                 return progressed
-                    except Truncated:
-                        log.info("tail %s: %s was truncated, reading it again from the start",
-                                 self.name, reader.path,
-                                 extra={"event": "tail_truncated", "source": self.name})
-                        self.files.recovery.truncated(reader)
-                        progressed = True
-                        break
-                    except OSError as exc:
-                        log.error("tail %s: reading %s failed, giving it up: %s", self.name,
-                                  reader.path, exc,
-                                  extra={"event": "tail_read_failed", "source": self.name})
-                        self.files.give_up(reader)
-                        break
                     finally:
                         self.collect(reader)
                         if reader.offset != before:
                             reader.last_active = self.active()
-                    if reader.offset == before or reader.eof:
+                    if failed or reader.offset == before or reader.eof:
                         break
             finally:
                 reader.busy = False
