@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 from shipper.config import checks
 from shipper.config.types import Bytes, Seconds
+from shipper.sources.tail.presets import PRESETS
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -26,6 +27,12 @@ def _check_regex(pattern: str) -> str | None:
         re.compile(pattern)
     except re.error as exc:
         return f"is not a valid regular expression: {exc}"
+    return None
+
+
+def _check_preset(name: str) -> str | None:
+    if name and name not in PRESETS:
+        return f"unknown preset {name!r}; one of {', '.join(sorted(PRESETS))}"
     return None
 
 
@@ -48,6 +55,11 @@ class MultilineConfig:
                "that marks the FIRST line of an event; every following line that does not "
                "match is appended to it with a newline.",
         "check": _check_regex})
+    preset: str = field(default="", metadata={
+        "doc": "Instead of start_pattern: a built-in stack-trace recogniser (java, python, "
+               "go, ruby, dotnet, node; see docs/MULTILINE.md). Lines that continue a trace "
+               "are joined to it; every other line stays its own record.",
+        "check": _check_preset})
     max_lines: int = field(default=500, metadata={
         "doc": "An event is shipped when it has this many lines; the next line starts a new "
                "one.",
@@ -79,8 +91,8 @@ sources:
     multiline:
       - files: ["*_payments_*"]    # Java: an event starts with a date
         start_pattern: '\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}'
-      - files: ["*_ml-*"]          # Python: "Traceback" and its indented frames follow
-        start_pattern: '(?!Traceback|\s|\S+Error\b|\S+Exception\b)'
+      - files: ["*_ml-*"]          # Python tracebacks, chained causes included
+        preset: python
 ```
 
 Rotation, truncation, deletion and restarts are handled without settings; what is
@@ -149,6 +161,10 @@ guaranteed and which metrics reveal loss is described in docs/OPERATIONS.md ("Ta
     def validate(self) -> list[str]:
         problems = []
         for index, rule in enumerate(self.multiline):
-            if not rule.start_pattern:
-                problems.append(f"multiline: rule {index + 1} needs a start_pattern")
+            if not rule.start_pattern and not rule.preset:
+                problems.append(f"multiline: rule {index + 1} needs a start_pattern or a "
+                                "preset")
+            elif rule.start_pattern and rule.preset:
+                problems.append(f"multiline: rule {index + 1} has both a start_pattern and a "
+                                "preset; keep one")
         return problems

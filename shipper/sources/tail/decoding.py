@@ -42,6 +42,7 @@ from shipper.record import Record
 from shipper.sources.tail.config import MultilineConfig
 from shipper.sources.tail.identity import doc_id
 from shipper.sources.tail.multiline import Event, Multiline
+from shipper.sources.tail.multiline import build as build_multiline
 from shipper.sources.tail.partials import Group, Partials
 from shipper.sources.tail.timestamps import format_time
 
@@ -96,8 +97,7 @@ class Decoder(ABC):
         self.done_handoffs: list[Any] = []
         self.multiline: Multiline | None = None
         if multiline is not None:
-            self.multiline = Multiline(multiline.start_pattern, multiline.max_lines,
-                                       multiline.max_bytes, self.done_handoffs)
+            self.multiline = build_multiline(multiline, self.done_handoffs)
 
     def decode(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
         """Decode complete lines starting at byte ``offset``; return records and end offset."""

@@ -15,20 +15,29 @@ its first message starts, so a restart re-reads the whole event.
 
 Events are handed from a rotated file to its successor like partial groups (``adopt``), so a
 trace split by rotation is still one record (beats#47336).
+
+A rule with a ``preset`` instead of a start pattern uses ``PresetMultiline``: the preset's
+state machine (``presets``) says which lines continue the open event; any other line ships
+it and opens the next one, so ordinary lines stay one record each. Everything else (bounds,
+flags, checkpoint, hand-over) is the same code.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipper.record import Record
+from shipper.sources.tail.presets import LINE, PRESETS, Preset
+
+if TYPE_CHECKING:
+    from shipper.sources.tail.config import MultilineConfig
 
 
 class Event:
     """One event being joined."""
 
-    __slots__ = ("carry", "first", "handoffs", "lines", "local", "logs", "size")
+    __slots__ = ("carry", "first", "handoffs", "lines", "local", "logs", "size", "state")
 
     def __init__(self, first: Record, offset: int, size: int, carry: int = 0) -> None:
         self.first = first
@@ -38,11 +47,35 @@ class Event:
         self.size = size
         self.lines = 1
         self.handoffs: list[Any] = []
+        self.state = LINE  # the preset's state (presets only)
 
 
 def _flags(record: Record) -> list[str]:
     meta = record.body.get("shipper")
     return meta.get("flags", []) if isinstance(meta, dict) else []
+
+
+def _append(event: Event, record: Record, text: str, size: int, offset: int,
+            carry: int) -> None:
+    event.logs.append(text)
+    event.size += 1 + size
+    event.lines += 1
+    if event.local is None:
+        event.local = offset
+        event.carry = carry
+    extra = _flags(record)
+    if extra:
+        meta = event.first.body.setdefault("shipper", {})
+        known = meta.setdefault("flags", [])
+        known.extend(flag for flag in extra if flag not in known)
+
+
+def build(rule: MultilineConfig, done_handoffs: list[Any]) -> Multiline:
+    """The joiner of one file for ``rule`` (a start pattern or a preset)."""
+    if rule.preset:
+        return PresetMultiline(PRESETS[rule.preset], rule.max_lines, rule.max_bytes,
+                               done_handoffs)
+    return Multiline(rule.start_pattern, rule.max_lines, rule.max_bytes, done_handoffs)
 
 
 class Multiline:
@@ -71,17 +104,7 @@ class Multiline:
         event = self.events.get(stream)
         if (event is not None and self.start.match(text) is None
                 and event.lines < self.max_lines and event.size + 1 + size <= self.max_bytes):
-            event.logs.append(text)
-            event.size += 1 + size
-            event.lines += 1
-            if event.local is None:
-                event.local = offset
-                event.carry = carry
-            extra = _flags(record)
-            if extra:
-                meta = event.first.body.setdefault("shipper", {})
-                known = meta.setdefault("flags", [])
-                known.extend(flag for flag in extra if flag not in known)
+            _append(event, record, text, size, offset, carry)
             return None
         finished = self._finish(self.events.pop(stream)) if event is not None else None
         self.events[stream] = Event(record, offset, size, carry)
@@ -113,3 +136,36 @@ class Multiline:
         """Continue an event of the previous generation of this file."""
         event.local = None
         self.events[stream] = event
+
+
+class PresetMultiline(Multiline):
+    """Joins with a preset's state machine: a line joins the open event of its stream only
+    when the event's state has a rule for it (see ``presets``)."""
+
+    __slots__ = ("preset",)
+
+    def __init__(self, preset: Preset, max_lines: int, max_bytes: int,
+                 done_handoffs: list[Any]) -> None:
+        super().__init__("$^", max_lines, max_bytes, done_handoffs)
+        self.preset = preset
+
+    def add(self, record: Record, offset: int, carry: int = 0) -> Record | None:
+        body = record.body
+        text: str = body["log"]
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        stream = body.get("stream")
+        event = self.events.get(stream)
+        if event is not None:
+            state = self.preset.step(event.state, text)
+            if (state is not None and event.lines < self.max_lines
+                    and event.size + 1 + size <= self.max_bytes):
+                _append(event, record, text, size, offset, carry)
+                event.state = state
+                return None
+            finished: Record | None = self._finish(self.events.pop(stream))
+        else:
+            finished = None
+        opened = Event(record, offset, size, carry)
+        opened.state = self.preset.open(text)
+        self.events[stream] = opened
+        return finished
