@@ -7,6 +7,10 @@ Performance: this is the hot path (target < 2 µs per line). Each ``decode`` loo
 common line inline (one split or one ``orjson.loads``, cached time parsing, one dict, one
 Record) and sends everything unusual to ``_line``, which implements the full rules; the
 fast path is only a shortcut through the same rules.
+
+When the compiled extension is there (``shipper.speedups``), ``decode`` runs its copy of the
+fast path and hands each line it does not take, alone, to the Python loop (``_decode_py``),
+so the Python code below remains the definition of the behaviour.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from shipper.sources.tail.decoding import (
     skip_nul,
 )
 from shipper.sources.tail.timestamps import HEAD_NS, head_ns, parse_time
+from shipper.speedups import speedups
+
+_decode_cri = speedups.decode_cri if speedups is not None else None
+_decode_docker = speedups.decode_docker if speedups is not None else None
 
 __all__ = ["BOM", "INVALID_UTF8", "MALFORMED", "TRUNCATED", "CriDecoder", "Decoder",
            "DockerDecoder", "detect_format", "make_decoder"]
@@ -42,6 +50,12 @@ class CriDecoder(Decoder):
     def decode(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
         if self.multiline is not None:
             return super().decode(lines, offset)
+        if _decode_cri is not None:
+            return _decode_cri(self, lines, offset, self._decode_py)
+        return self._decode_py(lines, offset)
+
+    def _decode_py(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
+        """The pure-Python loop: the reference, and the compiled loop's fallback."""
         records: list[Record] = []
         append = records.append
         new_body, tag, ident, max_bytes = self.template.copy, self.tag, self.identity, \
@@ -122,6 +136,12 @@ class DockerDecoder(Decoder):
     def decode(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
         if self.multiline is not None:
             return super().decode(lines, offset)
+        if _decode_docker is not None:
+            return _decode_docker(self, lines, offset, self._decode_py)
+        return self._decode_py(lines, offset)
+
+    def _decode_py(self, lines: list[bytes], offset: int) -> tuple[list[Record], int]:
+        """The pure-Python loop: the reference, and the compiled loop's fallback."""
         records: list[Record] = []
         append = records.append
         new_body, tag, ident, max_bytes = self.template.copy, self.tag, self.identity, \
