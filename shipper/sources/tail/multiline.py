@@ -155,6 +155,7 @@ class PresetMultiline(Multiline):
         size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         stream = body.get("stream")
         event = self.events.get(stream)
+        state: str | None = None
         if event is not None:
             state = self.preset.step(event.state, text)
             if (state is not None and event.lines < self.max_lines
@@ -166,6 +167,7 @@ class PresetMultiline(Multiline):
         else:
             finished = None
         opened = Event(record, offset, size, carry)
-        opened.state = self.preset.open(text)
+        # Cut by a bound, the rest of the trace goes on in the state it had reached.
+        opened.state = state if state is not None else self.preset.open(text)
         self.events[stream] = opened
         return finished

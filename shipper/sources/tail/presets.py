@@ -29,6 +29,13 @@ import re
 from collections.abc import Sequence
 
 LINE = "line"  # the state of an event opened by an ordinary line
+LOGGED = "logged"  # opened by a line that names an error level: its exception may follow
+
+# A log line at error/warning level ("ERROR Request failed", "E, [...] ERROR -- :",
+# "fail: Shop.Api[0]"): the runtime's trace printed right after it belongs to it. Any other
+# line followed by a trace stays apart (an uncaught exception of another thread).
+_LEVEL = (r"(?i:.*?(?:\b(?:error|fatal|critical|crit|severe|exception|warn|warning|fail)\b"
+          r"|^[EFW], \[))")
 
 
 class Preset:
@@ -94,9 +101,11 @@ _JAVA_TRACE = [
 JAVA = Preset("java", [
     (r'Exception in thread "', "trace"),
     (_JAVA_NAME + r"(?::|$)", "trace"),
+    (_LEVEL, LOGGED),
 ], {
-    # A log line ("ERROR Request failed") directly followed by the exception it logged.
-    LINE: [(_JAVA_NAME + r"(?::|$)", "trace"), (r"\s+at \S", "trace")],
+    LINE: [],
+    # "ERROR Request failed" directly followed by the exception it logged.
+    LOGGED: [(_JAVA_NAME + r"(?::|$)", "trace"), (r"\s+at \S", "trace")],
     "trace": _JAVA_TRACE,
 })
 
@@ -104,8 +113,10 @@ _PY_TRACEBACK = r"Traceback \(most recent call last\):$"
 PYTHON = Preset("python", [
     (_PY_TRACEBACK, "frames"),
     (r"\s*\+ Exception Group Traceback", "frames"),
+    (_LEVEL, LOGGED),
 ], {
-    LINE: [(_PY_TRACEBACK, "frames")],          # logging.exception: the message, then this
+    LINE: [],
+    LOGGED: [(_PY_TRACEBACK, "frames")],        # logging.exception: the message, then this
     # File/code/caret lines are indented; exception groups draw with "|" and "+".
     "frames": [(r"[ \t]", "frames"), (r"[A-Za-z_][\w.]*(?::|$)", "exception")],
     "exception": [(r"$", "gap")],
@@ -140,8 +151,10 @@ _RUBY_FRAME = r"\S+:\d+:in [`']"
 RUBY = Preset("ruby", [
     (_RUBY_FRAME + r".*\([A-Z][\w:]*\)$", "trace"),        # t.rb:2:in `foo': boom (Error)
     (r"[A-Z][\w:]*(?:Error|Exception) \(.*\):$", "trace"),  # Rails: "RuntimeError (boom):"
+    (_LEVEL, LOGGED),
 ], {
-    LINE: [(r"\s*(?:from )?" + _RUBY_FRAME, "trace")],
+    LINE: [],
+    LOGGED: [(r"\s*(?:from )?" + _RUBY_FRAME, "trace")],
     "trace": [(r"\s*from \S+:\d+", "trace"),
               (r"\s*\.\.\. \d+ levels\.\.\.$", "trace"),
               (_RUBY_FRAME, "trace")],                       # a cause's header, bare frames
@@ -150,32 +163,38 @@ RUBY = Preset("ruby", [
 _NET_NAME = r"(?:Unhandled exception\. )?(?:[A-Za-z_]\w*\.)+\w*Exception\b(?::|$| \()"
 DOTNET = Preset("dotnet", [
     (_NET_NAME, "trace"),
+    (_LEVEL, LOGGED),
 ], {
-    LINE: [(r"\s*" + _NET_NAME, "trace"), (r"\s+at \S", "trace")],
+    LINE: [],
+    # ILogger's console format indents the message and the exception under "fail: ...".
+    LOGGED: [(r"\s*" + _NET_NAME, "trace"), (r"\s+at \S", "trace"), (r"\s+\S", LOGGED)],
     "trace": [(r"\s+at \S", "trace"),
               (r"\s*---> ", "trace"),
               (r"\s*--- End of ", "trace"),
               (r"\s*<---$", "trace")],
 })
 
-_NODE_HEADER = r"(?:Uncaught )?[A-Z][\w$]*(?:Error|Exception)\b(?: \[[\w-]+\])?(?::|$)"
+_NODE_HEADER = r"(?:Uncaught )?(?:[A-Z][\w$]*)?(?:Error|Exception)\b(?: \[[\w-]+\])?(?::|$)"
 _NODE_STACK = [
     (r"\s+at \S", "stack"),                                   # V8: "    at f (/a.js:1:2)"
-    (r"\s+\.\.\. \d+ lines matching cause stack trace\.\.\.$", "stack"),
+    (r"\s+\.\.\. \d+ lines matching cause stack trace \.\.\.$", "stack"),
     (r"\s*\[(?:cause|errors)\]: ", "stack"),                  # util.inspect of a cause
     (r"\s+[\w$]+: \S", "stack"),                              # inspected props: code: 'E'
     (r"\s*[\]}],?$", "stack"),
     (r"$", "blank"),
 ]
 NODE = Preset("node", [
-    (_NODE_HEADER, "stack"),
+    (_NODE_HEADER, "header"),
     (r"(?:/|[A-Za-z]:\\|file://|node:)\S*:\d+$", "banner"),  # uncaught: "/app/a.js:3"
+    (_LEVEL, LOGGED),
 ], {
-    LINE: [(r"\s+at \S", "stack")],
+    LINE: [],
+    LOGGED: [(r"\s+at \S", "stack"), (_NODE_HEADER, "header")],
+    "header": [(r"\s+at \S", "stack")],
     "banner": [(r".", "code")],                               # the offending source line
     "code": [(r"\s*\^+\s*$", "caret")],
     "caret": [(r"$", "caret_gap")],
-    "caret_gap": [(_NODE_HEADER, "stack")],
+    "caret_gap": [(_NODE_HEADER, "header")],
     "stack": _NODE_STACK,
     "blank": [(r"Node\.js v\d", "end")],
     "end": [],

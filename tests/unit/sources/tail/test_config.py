@@ -6,7 +6,9 @@ import pytest
 
 from shipper.app import parse_agent_config
 from shipper.errors import ConfigError
+from shipper.record import Record
 from shipper.sources.tail.config import MultilineConfig, TailConfig
+from shipper.sources.tail.multiline import build
 
 BASE = """\
 sources:
@@ -57,6 +59,12 @@ def test_a_multiline_rule_loads_with_units() -> None:
     assert rule.max_bytes == 64 * 1024 and rule.flush_timeout_secs == 0.5
 
 
+def test_a_preset_rule_needs_no_start_pattern() -> None:
+    cfg = load("    multiline:\n      - {files: ['*_shop_*'], preset: java, max_lines: 50}\n")
+    (rule,) = cfg.multiline
+    assert rule.preset == "java" and rule.start_pattern == "" and rule.max_lines == 50
+
+
 @pytest.mark.parametrize(("body", "key"), [
     ("    include: []", "sources.containers.include"),
     ("    max_line_bytes: 0", "sources.containers.max_line_bytes"),
@@ -66,6 +74,8 @@ def test_a_multiline_rule_loads_with_units() -> None:
     ("    deleted_file_timeout_secs: 0", "sources.containers.deleted_file_timeout_secs"),
     ("    multiline: [{start_pattern: '('}]", "sources.containers.multiline[0].start_pattern"),
     ("    multiline: [{files: ['*']}]", "sources.containers.multiline"),
+    ("    multiline: [{preset: cobol}]", "sources.containers.multiline[0].preset"),
+    ("    multiline: [{preset: java, start_pattern: 'x'}]", "sources.containers.multiline"),
 ])
 def test_impossible_values_are_rejected_with_their_key(body: str, key: str) -> None:
     with pytest.raises(ConfigError) as raised:
@@ -74,16 +84,18 @@ def test_impossible_values_are_rejected_with_their_key(body: str, key: str) -> N
 
 
 def test_the_documented_example_loads_and_its_python_rule_keeps_tracebacks_together() -> None:
-    import re
-
     example = TailConfig.__config_examples__
     yaml_text = example.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_agent_config(yaml_text + "outputs:\n  out: {type: stdout}\n",
                                 file="example.yaml")
     source = config.sources["containers"]
     assert isinstance(source, TailConfig) and source.max_open_files == 500
-    python = re.compile(source.multiline[1].start_pattern)
-    assert python.match("2024-01-01 ERROR request failed")
-    for continuation in ("Traceback (most recent call last):", '  File "x.py", line 1',
-                         "ValueError: bad input"):
-        assert python.match(continuation) is None, continuation
+    rule = source.multiline[1]
+    assert rule.preset == "python" and not rule.start_pattern
+    joiner = build(rule, [])
+    lines = ["2024-01-01 ERROR request failed", "Traceback (most recent call last):",
+             '  File "x.py", line 1, in <module>', "ValueError: bad input", "next line"]
+    done = [r for i, text in enumerate(lines)
+            if (r := joiner.add(Record({"log": text, "stream": "stderr"}, 1, "t", f"x-{i}"), i))]
+    done += joiner.flush()
+    assert [r.body["log"] for r in done] == ["\n".join(lines[:4]), "next line"]
