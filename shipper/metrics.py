@@ -42,6 +42,9 @@ class Metrics:
         self.files_unreadable = Gauge(
             "shipper_files_unreadable", "Files found but failing to open (permissions, I/O "
             "errors); retried, not counted in shipper_files_waiting", ["source"], registry=r)
+        self.multiline_hints_unknown = Counter(
+            "shipper_multiline_hints_unknown", "Files of pods whose multiline annotation names "
+            "no known preset (the source's own rules are used)", ["source"], registry=r)
         self.tail_include_dirs_missing = Gauge(
             "shipper_tail_include_dirs_missing", "Include directories (the part of an include "
             "pattern before any wildcard) that do not exist now", ["source"], registry=r)

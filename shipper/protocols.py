@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shipper.record import Batch, Record
 
@@ -29,6 +29,21 @@ class Source(Protocol):
 
     async def close(self) -> None:
         """After the outputs drained: persist the progress acknowledged since ``stop``."""
+
+
+@runtime_checkable
+class MultilineHints(Protocol):
+    """Per-pod multiline choices, asked by the tail source when it opens a file.
+
+    The pod annotations are watched by a filter (kubernetes_metadata), but joining happens
+    in the tail, per file, before records reach any filter; so the agent hands a filter that
+    can answer to the tail sources through this protocol (sources and filters never import
+    each other). Called on the event loop only, like the filter's cache it reads.
+    """
+
+    def multiline_hint(self, namespace: str, pod: str, container: str) -> str | None:
+        """The preset named by the pod's annotation for this container (the per-container
+        key wins), None when the pod is unknown or has no such annotation."""
 
 
 class Filter(Protocol):
