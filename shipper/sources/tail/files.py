@@ -37,10 +37,11 @@ from shipper.sources.tail import lineage as lin
 from shipper.sources.tail import slots
 from shipper.sources.tail.checkpoints import CheckpointStore, Entry
 from shipper.sources.tail.config import MultilineConfig, TailConfig
-from shipper.sources.tail.discovery import Discovery, matches_any, own_pod
+from shipper.sources.tail.discovery import Discovery, own_pod
 from shipper.sources.tail.paths import parse_path
 from shipper.sources.tail.reader import FileReader, Identified
 from shipper.sources.tail.recovery import Recovery, link
+from shipper.sources.tail.rules import RuleChooser
 from shipper.sources.tail.unreadable import Unreadable
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class FileTable:
         self.present: set[str] = set()  # paths of the last scan
         # paths whose last open failed: not waiting for a descriptor, warned about apart
         self.unreadable = Unreadable(name, metrics.files_unreadable.labels(name), clock)
+        self.rules = RuleChooser(name, config, metrics.multiline_hints_unknown.labels(name))
         # Closed for good but with batches in flight: their entries stay (a crash before the
         # acks must still resume them) and must not be reconciled as orphans meanwhile.
         self.retired: dict[str, FileReader] = {}
@@ -188,8 +190,7 @@ class FileTable:
         return reader
 
     def multiline_rule(self, path: str) -> MultilineConfig | None:
-        return next((rule for rule in self.config.multiline if matches_any(path, rule.files)),
-                    None)
+        return self.rules.choose(path)  # the pod's annotation, else the source's rules
 
     def attach(self, reader: FileReader) -> bool:
         """Give ``reader`` a descriptor on its inode; False when that is not possible now."""
