@@ -41,7 +41,7 @@ from shipper.filters.kubernetes import KubernetesMetadataConfig, KubernetesMetad
 from shipper.health import OutputHealth
 from shipper.metrics import Metrics
 from shipper.pipeline import FilterStage, Pipeline, Route
-from shipper.protocols import Filter, Output, Source
+from shipper.protocols import Filter, MultilineHints, Output, Source
 from shipper.sources.forward import ForwardSource
 from shipper.sources.forward.config import ForwardConfig
 from shipper.sources.tail import TailSource
@@ -153,6 +153,13 @@ class Agent:
         self.pipeline = Pipeline(stages, routes, tap=self.tap)
         self.sources = [build_source(name, cfg, self.state_dir, self.metrics, shard)
                         for name, cfg in config.sources.items()]
+        # Pod annotations choose multiline presets, but joining happens in the tail: a filter
+        # that watches the pods answers the tail sources' per-file questions.
+        hints = next((f for f in self.filters if isinstance(f, MultilineHints)), None)
+        if hints is not None:
+            for source in self.sources:
+                if isinstance(source, TailSource):
+                    source.use_multiline_hints(hints)
         self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,
                                          [u.health for u in self.units.values()],
                                          before_scrape=self.refresh_gauges, tap=self.tap,

@@ -161,6 +161,13 @@ class MetadataCache:
             resolved = pod.rendered[key] = self._render(pod, ns, container, cid, src)
         return resolved
 
+    def multiline_hint(self, namespace: str, pod_name: str, container: str) -> str | None:
+        """The multiline preset the pod's annotations name for ``container`` (tail sources
+        ask when they open a file; see ``protocols.MultilineHints``)."""
+        uid = self._by_name.get((namespace, pod_name))
+        pod = self.pods.get(uid) if uid is not None else None
+        return pod.multiline_for(container) if pod is not None else None
+
     def _render(self, pod: PodMeta, ns: NamespaceMeta | None, container: Any, cid: Any,
                 src: dict[str, Any]) -> Resolved:
         opts = self.options

@@ -112,6 +112,13 @@ class KubernetesMetadataConfig:
         "doc": "Pod annotation naming a parser (json, ...) applied to the pod's log field; "
                "<key>-<container> applies to one container. null: ignore it.",
         "check": _check_annotation_key})
+    multiline_annotation: str | None = field(default="shipper.io/multiline", metadata={
+        "doc": "Pod annotation naming a multiline preset (java, python, go, ruby, dotnet, "
+               "node, or none) with which the tail source joins the pod's stack traces; "
+               "<key>.<container> applies to one container and wins. An unknown name is "
+               "counted in shipper_multiline_hints_unknown_total and the source's own rules "
+               "apply. null: ignore it.",
+        "check": _check_annotation_key})
     parsed_log: MergeRules = field(default_factory=MergeRules, metadata={
         "doc": "How the fields a pod's annotated parser extracts are merged into the record."})
     deleted_pod_retention_secs: Seconds = field(default=60.0, metadata={

@@ -128,6 +128,10 @@ class KubernetesMetadataFilter:
         self._publish(enriched, not_found, excluded, parse_errors, unparsed)
         return records if kept is None else kept
 
+    def multiline_hint(self, namespace: str, pod: str, container: str) -> str | None:
+        """``protocols.MultilineHints``: the pod's ``shipper.io/multiline`` choice."""
+        return self.cache.multiline_hint(namespace, pod, container)
+
     def _parse(self, body: dict[str, Any], parse: parsers.Parser) -> int:
         """Apply the pod's parser to its log field; 1 if the parser failed."""
         text = body.get(self._merger.key_name)

@@ -54,6 +54,8 @@ class PodMeta:
     excluded_containers: dict[str, bool] = field(default_factory=dict)
     parser: str | None = None
     container_parsers: dict[str, str] = field(default_factory=dict)
+    multiline: str | None = None
+    container_multiline: dict[str, str] = field(default_factory=dict)
     deleted_at: float | None = None
     last_seen: float = 0.0
     rendered: dict[tuple[Any, Any], Any] = field(default_factory=dict)
@@ -71,6 +73,13 @@ class PodMeta:
             if value is not None:
                 return value
         return self.parser
+
+    def multiline_for(self, container: str | None) -> str | None:
+        if container is not None and self.container_multiline:
+            value = self.container_multiline.get(container)
+            if value is not None:
+                return value
+        return self.multiline
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -96,6 +105,7 @@ class Extractor:
         self._ns_labels = self._labels and not config.skip_namespace_labels
         self._exclude_key = config.exclude_annotation
         self._parser_key = config.parser_annotation
+        self._multiline_key = config.multiline_annotation
 
     def dedot(self, mapping: Any) -> dict[str, str]:
         """Copy of a label/annotation map with safe keys and interned strings."""
@@ -179,10 +189,11 @@ class Extractor:
                         pod.container_ids[old] = name
 
     def _directives(self, pod: PodMeta, annotations: dict[str, Any]) -> None:
-        """``shipper.io/exclude[-<container>]`` and ``shipper.io/parser[-<container>]``."""
+        """``shipper.io/exclude[-<container>]``, ``shipper.io/parser[-<container>]`` and
+        ``shipper.io/multiline[.<container>]`` (``-<container>`` accepted too)."""
         if not annotations:
             return
-        ex, px = self._exclude_key, self._parser_key
+        ex, px, mx = self._exclude_key, self._parser_key, self._multiline_key
         for key, value in annotations.items():
             if not isinstance(value, str):
                 continue
@@ -198,6 +209,12 @@ class Extractor:
                     pod.parser = name or None
                 elif key[len(px)] == "-" and name:
                     pod.container_parsers[key[len(px) + 1:]] = name
+            if mx is not None and key.startswith(mx):
+                name = value.strip()
+                if key == mx:
+                    pod.multiline = name or None
+                elif key[len(mx)] in ".-" and name:
+                    pod.container_multiline[key[len(mx) + 1:]] = name
 
 
 def strip_scheme(value: Any) -> str | None:

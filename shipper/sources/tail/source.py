@@ -28,7 +28,7 @@ from pathlib import Path
 
 from shipper.errors import SourceError, StorageError
 from shipper.metrics import Metrics
-from shipper.protocols import Emit
+from shipper.protocols import Emit, MultilineHints
 from shipper.sources.tail.checkpoints import CheckpointStore
 from shipper.sources.tail.config import TailConfig
 from shipper.sources.tail.discovery import Watcher
@@ -74,6 +74,10 @@ class TailSource:
         self._started = time.time()
         self._missing_dirs: set[str] = set()  # include directories missing at the last scan
         self._m_missing_dirs = metrics.tail_include_dirs_missing.labels(name)
+
+    def use_multiline_hints(self, hints: MultilineHints) -> None:
+        """Ask ``hints`` for each new file's pod multiline preset (before the own rules)."""
+        self.files.rules.hints = hints
 
     # -- Source protocol ------------------------------------------------------------------
 
