@@ -22,7 +22,16 @@ from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.string cimport memcmp, memcpy
 
 from shipper.record import Record
-from shipper.sources.tail.timestamps import head_ns
+
+# ``timestamps.head_ns``, imported on first use: importing the tail package from here
+# would be circular (``formats`` imports this module through ``shipper.speedups``).
+cdef object head_ns = None
+
+
+cdef _init():
+    global head_ns
+    from shipper.sources.tail.timestamps import head_ns as function
+    head_ns = function
 
 from libc.stdio cimport snprintf
 
@@ -131,6 +140,8 @@ def decode_cri(decoder, list lines, Py_ssize_t offset, fallback):
     cdef bint have_carry = False
     cdef _Heads heads = _Heads()
     cdef _Ids ids = _Ids(ident)
+    if head_ns is None:
+        _init()
     cdef object line, stream, text, body
     for line in lines:
         start = end
@@ -311,6 +322,8 @@ def decode_docker(decoder, list lines, Py_ssize_t offset, fallback):
     cdef bint have_carry = False
     cdef _Heads heads = _Heads()
     cdef _Ids ids = _Ids(ident)
+    if head_ns is None:
+        _init()
     cdef object line, stream, text, body, ts
     try:
         for line in lines:
