@@ -174,3 +174,17 @@ def test_skip_options_leave_fields_out() -> None:
     assert "container_image" not in k8s and "labels" not in k8s
     assert "namespace_id" not in k8s
     assert k8s["pod_ip"] == "10.244.1.5"
+
+
+def test_the_filter_answers_multiline_hints_by_namespace_pod_and_container() -> None:
+    from shipper.protocols import MultilineHints
+
+    f, _ = make_filter([raw_pod(annotations={"shipper.io/multiline": "java",
+                                             "shipper.io/multiline.side": "go"})])
+    assert isinstance(f, MultilineHints)
+    assert f.multiline_hint("shop", "web-5d9c7b-abcde", "app") == "java"
+    assert f.multiline_hint("shop", "web-5d9c7b-abcde", "side") == "go"
+    assert f.multiline_hint("shop", "other-pod", "app") is None
+    assert f.multiline_hint("other-ns", "web-5d9c7b-abcde", "app") is None
+    plain, _ = make_filter([raw_pod()])
+    assert plain.multiline_hint("shop", "web-5d9c7b-abcde", "app") is None

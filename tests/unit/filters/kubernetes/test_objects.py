@@ -111,3 +111,18 @@ def test_scheme_prefixes_are_stripped_like_fluentd() -> None:
     assert strip_scheme(f"containerd://{cid(2)}") == cid(2)
     assert strip_scheme("") is None
     assert strip_scheme(None) is None
+
+
+def test_multiline_annotations_per_pod_and_per_container() -> None:
+    raw = raw_pod(annotations={"shipper.io/multiline": " java ",
+                               "shipper.io/multiline.worker": "python",
+                               "shipper.io/multiline-sidecar": "none",
+                               "shipper.io/multilineish": "go"})
+    pod = extract().pod(raw)
+    assert pod is not None
+    assert pod.multiline_for("app") == "java"
+    assert pod.multiline_for("worker") == "python"
+    assert pod.multiline_for("sidecar") == "none"
+    assert pod.container_multiline == {"worker": "python", "sidecar": "none"}
+    ignored = extract(multiline_annotation=None).pod(raw)
+    assert ignored is not None and ignored.multiline_for("app") is None
