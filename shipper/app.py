@@ -28,6 +28,7 @@ from outputs.null import NullOutput
 from outputs.null.config import NullConfig
 from outputs.stdout import StdoutOutput
 from outputs.stdout.config import StdoutConfig
+from shipper import speedups
 from shipper.buffer import Buffer, build_buffer
 from shipper.config.docgen import render_agent_docs
 from shipper.config.loader import load_config, parse_config_text
@@ -202,7 +203,12 @@ class Agent:
                    for s in self.sources]
         log.info("agent started", extra={"event": "agent_started",
                                          "sources": [s.name for s in self.sources],
-                                         "outputs": list(self.units)})
+                                         "outputs": list(self.units),
+                                         "implementation": speedups.IMPLEMENTATION})
+        if speedups.speedups is None:
+            log.warning("per-line path running on Python (slower)",
+                        extra={"event": "speedups_unavailable",
+                               "reason": speedups.fallback_reason})
         stopper = asyncio.create_task(stop.wait())
         failure: BaseException | None = None
         try:

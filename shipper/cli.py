@@ -18,6 +18,7 @@ from shipper import __version__
 from shipper.dashboards.commands import add_parser as add_dashboards_parser
 from shipper.errors import ConfigError, ConfigProblem, ShipperError
 from shipper.migrate.command import add_parser as add_migrate_parser
+from shipper.speedups import IMPLEMENTATION
 from shipper.tap.cli import add_parser as add_tap_parser
 
 if TYPE_CHECKING:
@@ -159,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shipper", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"shipper {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"shipper {__version__} ({IMPLEMENTATION} per-line path)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the agent")
     p.add_argument("-c", "--config", required=True, help="path to shipper.yaml")

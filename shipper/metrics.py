@@ -10,6 +10,9 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shipper import __version__
+from shipper.speedups import IMPLEMENTATION
+
 # Label values known before anything happens. Their series are exported at zero from the start
 # (``declare_output``, ``declare_tail_source``), so that ``increase(...) > 0`` alerts see the
 # first burst: a series that appears with its first event has no earlier sample to compare.
@@ -27,6 +30,12 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        # Constant 1; its labels say which build runs (``implementation``: compiled or python,
+        # see shipper.speedups).
+        self.build_info = Gauge("shipper_build_info", "Version and per-line implementation "
+                                "of the running agent (always 1)",
+                                ["version", "implementation"], registry=r)
+        self.build_info.labels(__version__, IMPLEMENTATION).set(1)
         self.records_read = Counter(
             "shipper_records_read", "Records read by a source", ["source"], registry=r)
         self.bytes_read = Counter(

@@ -257,3 +257,18 @@ def test_common_lines_take_the_compiled_path() -> None:
     assert len(records) == 50 and calls == []
     assert records[1].doc_id == f"{IDENT}-{7 + len(lines[0]) + 1:x}"
     assert end == 7 + sum(len(x) + 1 for x in lines)
+
+
+def test_build_info_and_version_say_which_implementation_runs(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from shipper import __version__
+    from shipper.cli import build_parser
+    from shipper.metrics import Metrics
+
+    value = Metrics().registry.get_sample_value(
+        "shipper_build_info",
+        {"version": __version__, "implementation": speedups_module.IMPLEMENTATION})
+    assert value == 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--version"])
+    assert f"({speedups_module.IMPLEMENTATION} per-line path)" in capsys.readouterr().out
