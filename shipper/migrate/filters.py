@@ -193,7 +193,7 @@ def _grep(r: SectionReader, conv: Conversion) -> None:
         names = match.group(1).split("|")
         globs = [f"*_{n}_*" if what == "namespace" else f"*_*_{n}-{'?' * 64}.log"
                  for n in names]
-        for component in _tails(conv, r.section):
+        for component in tail_sources(conv, r.section):
             component.body.setdefault("exclude", []).extend(globs)
         r.note(child, f"grep <exclude> of {what}s {', '.join(names)} -> exclude "
                       f"{', '.join(globs)} on the tail sources (those files are not read)")
@@ -208,7 +208,7 @@ def _grep(r: SectionReader, conv: Conversion) -> None:
     r.finish("shipper")
 
 
-def _tails(conv: Conversion, section: Section) -> list[Component]:
+def tail_sources(conv: Conversion, section: Section) -> list[Component]:
     """The tail sources whose records this filter section sees (by tag)."""
     pattern = pattern_of(section, conv)
     found = []
@@ -257,7 +257,7 @@ def _concat(r: SectionReader, conv: Conversion) -> None:
         r.skip(list(r.section.params))
         return
     pattern = ruby_regex(start.value.assumed()) if start is not None else None
-    tails = _tails(conv, r.section)
+    tails = tail_sources(conv, r.section)
     if pattern is None or key != "log" or not tails:
         r.warn(r.section, f"{r.section.title()}: not converted; use a multiline rule of the "
                           "tail source (multiline.start_pattern)")

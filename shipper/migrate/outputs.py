@@ -5,7 +5,9 @@ record to every matching output anyway). ``null`` has no equivalent: shipper nev
 Fluentd's own ``fluent.**`` events, and other records to discard are better not read at all
 (tail ``exclude``). Re-emitting plugins (``relabel``, ``detect_exceptions``,
 ``rewrite_tag_filter``) are flattened or reported; ``detect_exceptions``'
-``remove_tag_prefix`` is applied to the tail sources' prefix so later patterns still match.
+``remove_tag_prefix`` is applied to the tail sources' prefix so later patterns still match,
+and its ``languages``, when one language has a preset, become a multiline rule with that
+preset (several languages, or all: the pods choose with ``shipper.io/multiline``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 from outputs.logzio.config import REGION_HOSTS
 from shipper.migrate.buffer import convert_buffer
-from shipper.migrate.document import Commented
+from shipper.migrate.document import Commented, Component
 from shipper.migrate.elasticsearch import convert_elasticsearch
+from shipper.migrate.filters import tail_sources
 from shipper.migrate.forward_out import convert_forward
 from shipper.migrate.model import Param, Piece, Section, Text, Value
 from shipper.migrate.reader import Conversion, SectionReader
@@ -98,6 +101,7 @@ def _re_emitting(r: SectionReader, conv: Conversion) -> None:
         r.finish("shipper")
         return
     if plugin == "detect_exceptions":
+        tails = tail_sources(conv, section)  # by the tags before the prefix is removed
         prefix = r.literal("remove_tag_prefix")
         if prefix:
             for component in conv.document.sources.values():
@@ -106,12 +110,52 @@ def _re_emitting(r: SectionReader, conv: Conversion) -> None:
                     component.body["tag_prefix"] = tag[len(prefix):].lstrip(".")
             r.note(section, f"remove_tag_prefix {prefix}: applied to the tail sources' "
                             "tag_prefix")
-        r.warn(section, f"{section.title()}: stack traces are not detected automatically; "
-                        "add multiline rules (start_pattern) to the tail source for the "
-                        "languages you run")
+        _detect_exceptions(r, tails)
         return
     r.warn(section, f"{section.title()}: the output plugin {plugin or '(none)'} has no "
                     "equivalent in shipper; records matching this pattern are not sent there")
+
+
+# detect_exceptions' language names -> shipper's multiline presets
+_LANGUAGES = {"java": "java", "python": "python", "go": "go", "golang": "go", "ruby": "ruby",
+              "rb": "ruby", "js": "node", "javascript": "node", "node": "node",
+              "nodejs": "node", "csharp": "dotnet", "dotnet": "dotnet", "cs": "dotnet"}
+
+
+def _detect_exceptions(r: SectionReader, tails: list[Component]) -> None:
+    """One language with a preset -> a multiline rule with that preset on the tail sources
+    it sees; several (or all, the default) -> a warning: one rule joins with one preset, so
+    the pods say which they need (``shipper.io/multiline``)."""
+    section = r.section
+    languages = [name.lower() for name in (r.strings("languages") or [])]
+    presets = sorted({_LANGUAGES[name] for name in languages if name in _LANGUAGES})
+    unmapped = [name for name in languages if name not in _LANGUAGES]
+    r.skip(("message", "stream", "remove_tag_prefix", "force_line_breaks"))
+    if len(languages) == 1 and presets and tails:
+        rule: dict[str, Any] = {"files": ["*"], "preset": presets[0]}
+        lines = r.integer("max_lines")
+        if lines is not None:
+            rule["max_lines"] = lines
+        size = r.size("max_bytes")
+        if size is not None:
+            rule["max_bytes"] = size
+        flush = r.seconds("multiline_flush_interval")
+        if flush is not None:
+            rule["flush_timeout_secs"] = flush
+        for component in tails:
+            component.body.setdefault("multiline", []).append(rule)
+        r.note(section, f"{section.title()}: converted to a multiline rule of the tail "
+                        f"sources with the {presets[0]} preset")
+        r.finish("the tail multiline rule")
+        return
+    r.skip(("languages", "max_lines", "max_bytes", "multiline_flush_interval"))
+    which = ", ".join(languages) if languages else "every language"
+    r.warn(section, f"{section.title()}: stack traces of {which} are detected together in "
+                    "Fluentd; shipper joins one language per file: annotate the pods "
+                    "(shipper.io/multiline: java|python|go|ruby|dotnet|node, read by the "
+                    "kubernetes_metadata filter) or add multiline rules with a preset per "
+                    "file pattern to the tail source"
+                    + (f" ({', '.join(unmapped)}: no preset)" if unmapped else ""))
 
 
 def _split_query(value: Value) -> tuple[Value, dict[str, Value]]:

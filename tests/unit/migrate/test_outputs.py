@@ -259,3 +259,58 @@ def test_null_and_unknown_outputs_are_warnings(tmp_path):
         """)
     assert [m.split(":", 2)[1] for m in messages(migration)] == ["1", "4", "7"]
     assert "no output could be converted" in messages(migration)[0]
+
+
+DETECT_SOURCE = """\
+<source>
+  @type tail
+  path /var/log/containers/*.log
+  tag raw.kubernetes.*
+  read_from_head true
+</source>
+"""
+
+
+def test_detect_exceptions_of_one_language_becomes_a_preset_rule(tmp_path):
+    migration = convert(tmp_path, DETECT_SOURCE + """\
+        <match raw.kubernetes.**>
+          @type detect_exceptions
+          remove_tag_prefix raw
+          languages java
+          message log
+          multiline_flush_interval 5
+          max_bytes 500000
+          max_lines 1000
+        </match>
+        <match kubernetes.**>
+          @type stdout
+        </match>
+        """)
+    source = one(migration, "sources")
+    assert source["tag_prefix"] == "kubernetes"
+    assert source["multiline"] == [{"files": ["*"], "preset": "java", "max_lines": 1000,
+                                    "max_bytes": "500000", "flush_timeout_secs": "5s"}]
+    assert messages(migration) == []
+    assert any("java preset" in m for m in messages(migration, "note"))
+    config = validate(migration)
+    (rule,) = config.sources[next(iter(config.sources))].multiline
+    assert (rule.preset, rule.max_lines, rule.max_bytes) == ("java", 1000, 500000)
+
+
+def test_detect_exceptions_of_every_language_asks_for_pod_annotations(tmp_path):
+    migration = convert(tmp_path, DETECT_SOURCE + """\
+        <match raw.kubernetes.**>
+          @type detect_exceptions
+          remove_tag_prefix raw
+          languages java, php
+          max_lines 1000
+        </match>
+        <match kubernetes.**>
+          @type stdout
+        </match>
+        """)
+    assert "multiline" not in one(migration, "sources")
+    (warning,) = messages(migration)
+    assert "java, php" in warning and "shipper.io/multiline" in warning
+    assert "(php: no preset)" in warning
+    validate(migration)
