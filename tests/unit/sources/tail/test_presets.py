@@ -338,3 +338,25 @@ def test_a_trace_split_into_16k_pieces_is_joined_after_the_pieces() -> None:
     records, _ = dec.decode(lines, 0)
     records += dec.flush_events()
     assert [r.body["log"] for r in records] == [message + "\n\tat a.B.c(B.java:1)", AFTER]
+
+
+def doc_examples() -> list[tuple[str, list[str], list[str]]]:
+    """(preset, input lines, records) of each example in docs/MULTILINE.md."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[4] / "docs" / "MULTILINE.md").read_text()
+    found = []
+    for section in re.split(r"^### ", page, flags=re.M)[1:]:
+        name = section.split("`")[1]
+        text, records = re.findall(r"```(?:text|json)\n(.*?)\n```", section, re.S)
+        found.append((name, text.split("\n"), [orjson.loads(r) for r in records.split("\n")]))
+    return found
+
+
+def test_the_documented_examples_are_what_each_preset_does() -> None:
+    examples = doc_examples()
+    assert sorted(name for name, _, _ in examples) == sorted(PRESETS)
+    for name, lines, records in examples:
+        assert joined(name, lines) == records, name
+        assert len(records) < len(lines)
