@@ -217,6 +217,7 @@ def _write_target(
         pod_uid=pod.uid,
         container=container.name,
         container_id=container.container_id,
+        kind=container.kind,
         format=target.log_format,
         symlink=f"var/log/containers/{link_name}",
         path=real_rel,
@@ -262,17 +263,31 @@ class _FileWriter:
         t = start_ns
         stderr = 0
         first_t = start_ns
+        events = event_lines = 0
+        deferred: list[str] = []  # special records due inside an event: written after it
         for k in range(records):
             # int(random() * n) is several times cheaper than randrange() on this hot path.
-            if source.in_event:
+            in_event = source.in_event
+            if in_event:
                 t += _CONT_GAP_NS[0] + int(rand() * _CONT_GAP_SPAN)
             else:
                 t += 1 + int(rand() * gap_hi)
             if k == 0:
                 first_t = t
             special = specials.get(k) if specials else None
+            if deferred or (special is not None and in_event):
+                if special is not None:
+                    deferred.append(special)
+                # A stack trace stays whole, unless the file ends before the specials fit.
+                must = records - k <= len(deferred)
+                special = deferred.pop(0) if must or not in_event else None
             if special is None:
                 stream, text = source.line(t)
+                if in_event:
+                    event_lines += 1
+                elif source.in_event:  # this line opened a multi-line event
+                    events += 1
+                    event_lines += 1
                 if mark:
                     text = f"{text} seq={entry.index}:{k}"
             else:
@@ -297,6 +312,7 @@ class _FileWriter:
                     self._flush()
         self._flush()
         entry.records = records
+        entry.events, entry.event_lines = events, event_lines
         entry.physical_lines += records
         entry.stderr_records = stderr
         if records:

@@ -39,6 +39,11 @@ class FileEntry:
     non_ascii_records: int = 0
     #: Raw invalid bytes in CRI files; moby's U+FFFD replacement in docker files.
     invalid_utf8_records: int = 0
+    kind: str = ""  # what the container runs (the demo content: "spring", "envoy", ...)
+    #: Multi-line events (stack traces) and the records they span: joined with a multiline
+    #: preset, a file yields ``records - event_lines + events`` documents.
+    events: int = 0
+    event_lines: int = 0
     first_time: str = ""  # runtime timestamp of the first physical line
     last_time: str = ""
 

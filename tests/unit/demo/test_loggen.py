@@ -297,3 +297,28 @@ def test_custom_base_time_is_respected(tmp_path: Path) -> None:
     assert m.base_time == "2030-01-02T03:04:05Z"
     firsts = [f.first_time for f in m.files if f.records]
     assert firsts and all("2030-01-02T03:04:05" < t < "2030-01-02T03:30" for t in firsts)
+
+
+def test_the_java_preset_joins_each_spring_event_into_one_record(
+    node: tuple[Path, Manifest, dict[int, ParsedFile]],
+) -> None:
+    # The demo turns the java preset on for the Spring Boot app and expects
+    # records - event_lines + events documents: the generator's count of its own events
+    # must be what the preset makes of the file.
+    from shipper.sources.tail.config import MultilineConfig
+    from shipper.sources.tail.formats import make_decoder
+    from shipper.sources.tail.paths import parse_path
+
+    root, manifest, _ = node
+    spring = [f for f in manifest.files if f.kind == "spring"]
+    assert spring and all(f.events > 0 and f.event_lines > 2 * f.events for f in spring)
+    for f in spring:
+        path = f.symlink_in(root)
+        decoder = make_decoder(f.format, "id", parse_path(str(path), "kube").static_fields(),
+                               1 << 20, MultilineConfig(preset="java"))
+        lines = f.path_in(root).read_bytes().split(b"\n")[:-1]
+        records, _ = decoder.decode(lines, 0)
+        records += decoder.flush()
+        assert len(records) == f.records - f.event_lines + f.events, f.symlink
+        traces = [r for r in records if "\n\tat " in r.body["log"]]
+        assert len(traces) == f.events
