@@ -398,3 +398,103 @@ def decode_docker(decoder, list lines, Py_ssize_t offset, fallback):
         decoder.carry_ns = carry
         decoder.initial = False
     return records, end
+
+
+# -- bulk payloads (outputs.elasticsearch.request.BulkEncoder.encode) ----------------------
+
+cdef extern from "Python.h":
+    object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
+    char *PyBytes_AsString(object o) except NULL
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+from cpython.unicode cimport PyUnicode_CheckExact
+
+cdef str K_TIMESTAMP = "@timestamp"
+cdef long long NS_PER_SEC = 1000000000
+
+
+def encode_bulk(list records, dict second_parts, parts_for, serialize, one):
+    """``BulkEncoder.encode`` without an ``id_key``: the same payloads, each built with one
+    allocation. A record outside the common case (no id, ``{}`` body, its own
+    ``@timestamp``, a time before 1970 or beyond 64 bits) goes, alone, to ``one``."""
+    cdef list out = []
+    cdef object record, body, source, doc_id, idj, parts, p0, p1
+    cdef long long time_ns, seconds, nanos, last_seconds = -1
+    cdef int overflow
+    cdef Py_ssize_t n_src, n_id, n0, n1, total, k, q
+    cdef const char *src
+    cdef const char *ids
+    cdef char *w
+    cdef bint plain
+    cdef bytes payload
+    cdef bytes idb
+    p0 = p1 = None
+    for record in records:
+        body = record.body
+        doc_id = record.doc_id
+        source = serialize(body)
+        if (doc_id is None or not PyBytes_CheckExact(source) or PyBytes_GET_SIZE(source) < 3
+                or K_TIMESTAMP in body):
+            out.append(one(record, source))
+            continue
+        time_ns = PyLong_AsLongLongAndOverflow(record.time_ns, &overflow)
+        if overflow or time_ns < 0:
+            out.append(one(record, source))
+            continue
+        seconds = time_ns // NS_PER_SEC
+        nanos = time_ns - seconds * NS_PER_SEC
+        if seconds != last_seconds or p0 is None:
+            parts = second_parts.get(seconds) or parts_for(seconds)
+            p0, p1 = parts
+            if not (PyBytes_CheckExact(p0) and PyBytes_CheckExact(p1)):
+                raise TypeError("cached parts must be bytes")
+            last_seconds = seconds
+        # The id in JSON: itself in quotes when plain printable ASCII, else orjson's spelling.
+        plain = False
+        if PyUnicode_CheckExact(doc_id) and (<str>doc_id).isascii():
+            idb = (<str>doc_id).encode("ascii")
+            ids = PyBytes_AS_STRING(idb)
+            n_id = PyBytes_GET_SIZE(idb)
+            plain = True
+            for k in range(n_id):
+                if ids[k] < 32 or ids[k] > 126 or ids[k] == 34 or ids[k] == 92:
+                    plain = False
+                    break
+        if not plain:
+            out.append(one(record, source))
+            continue
+        src = PyBytes_AS_STRING(source)
+        n_src = PyBytes_GET_SIZE(source)
+        n0 = PyBytes_GET_SIZE(p0)
+        n1 = PyBytes_GET_SIZE(p1)
+        # p0 "<id>" p1 <9 digits> Z", <source without its "{"> \n
+        total = n0 + n_id + 2 + n1 + 9 + 3 + (n_src - 1) + 1
+        payload = PyBytes_FromStringAndSize(NULL, total)
+        w = PyBytes_AsString(payload)
+        q = 0
+        memcpy(w + q, PyBytes_AS_STRING(p0), n0)
+        q += n0
+        w[q] = 34
+        q += 1
+        memcpy(w + q, ids, n_id)
+        q += n_id
+        w[q] = 34
+        q += 1
+        memcpy(w + q, PyBytes_AS_STRING(p1), n1)
+        q += n1
+        for k in range(8, -1, -1):
+            w[q + k] = <char>(48 + nanos % 10)
+            nanos //= 10
+        q += 9
+        w[q] = 90
+        w[q + 1] = 34
+        w[q + 2] = 44
+        q += 3
+        memcpy(w + q, src + 1, n_src - 1)
+        q += n_src - 1
+        w[q] = 10
+        q += 1
+        if q != total:
+            raise AssertionError("payload size")
+        out.append(payload)
+    return out
