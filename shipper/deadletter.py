@@ -12,6 +12,15 @@ file's end and cut off again on any failure, so a retry never duplicates or spli
 Delivery then keeps the chunk unsettled and retries the write with backoff (see
 ``shipper.delivery``). Every system call goes through ``DeadLetterFiles``, which tests replace
 to inject faults at each step; the blocking work runs in a worker thread, never on the loop.
+
+A record is dead-lettered once per document id. After a crash (or a stop that could not save
+the tail's positions) the sources read some lines again; their records get the same
+deterministic ids, and the ones rejected before are not written a second time: they are
+counted in ``shipper_records_dead_lettered_duplicate_total`` instead. The store remembers
+the last ``RECENT_IDS`` ids written per output, loaded at the first write of a run from the
+end (at most ``SCAN_BYTES``) of that output's two newest files; a re-read covers far fewer
+records than that window. Only entries with an ``_id`` (the Elasticsearch output's) can be
+recognised; others (forward, Logz.io, undecodable payloads) are written every time.
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +46,38 @@ from shipper.protocols import ItemError
 log = logging.getLogger(__name__)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+RECENT_IDS = 32_768  # document ids remembered per output (about 4 MiB at most)
+SCAN_BYTES = 64 * 1024 * 1024  # read per output at start to learn the ids already stored
+_ID_MARK = b'"_id":"'  # lines without it carry no id: not parsed by the scan
+
+
+def doc_id(described: dict[str, Any]) -> str | None:
+    """The document id a dead-letter entry is known by, if its output gave it one."""
+    value = described.get("_id")
+    return value if isinstance(value, str) and value else None
+
+
+class RecentIds:
+    """The last ``limit`` ids added, oldest forgotten first (bounded memory)."""
+
+    def __init__(self, limit: int = RECENT_IDS) -> None:
+        self._limit = limit
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, item: str) -> None:
+        if item in self._ids:
+            return
+        self._ids.add(item)
+        self._order.append(item)
+        if len(self._order) > self._limit:
+            self._ids.discard(self._order.popleft())
 
 
 class DeadLetterFiles:
@@ -87,6 +130,22 @@ class DeadLetterFiles:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def list(self, directory: Path) -> list[Path]:
+        """The dead-letter files there (any output)."""
+        return list(directory.glob("*.ndjson"))
+
+    def read_tail(self, path: Path, limit: int) -> bytes:
+        """At most the last ``limit`` bytes of ``path``, from the start of a line."""
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            start = max(0, size - limit)
+            if start:
+                fh.seek(start - 1)
+                data = fh.read()
+                return data[data.find(b"\n") + 1:] if b"\n" in data else b""
+            fh.seek(0)
+            return fh.read()
+
 
 class DeadLetterStore:
     """Append-only, size-bounded NDJSON files of rejected records."""
@@ -100,6 +159,7 @@ class DeadLetterStore:
         self._used: int | None = None
         self._lock = threading.Lock()  # delivery workers of every output share the store
         self._unsynced_names: set[Path] = set()  # created, directory not fsynced since
+        self._recent: dict[str, RecentIds] = {}  # output -> ids written lately
 
     @property
     def directory(self) -> Path:
@@ -112,9 +172,11 @@ class DeadLetterStore:
 
     async def write(self, output: str, entries: Sequence[tuple[dict[str, Any], ItemError]],
                     ) -> int:
-        """Persist rejected records durably; returns how many were stored (the rest are
-        counted as dropped, ``dead_letter_full``). Raises StorageError, with nothing written
-        or counted, when the files cannot be written: the caller retries."""
+        """Persist rejected records durably; returns how many were stored. Records whose
+        document id is stored already are skipped and counted as duplicates; those the
+        store has no room for are counted as dropped (``dead_letter_full``). Raises
+        StorageError, with nothing written or counted, when the files cannot be written:
+        the caller retries."""
         if not entries:
             return 0
         return await asyncio.to_thread(self.write_blocking, output, entries)
@@ -126,34 +188,93 @@ class DeadLetterStore:
             return 0
         now = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        lines: list[bytes] = []
-        for described, error in entries:
-            entry = dict(described)
-            entry["error"] = {"status": error.status, "type": error.type, "reason": error.reason}
-            entry["output"] = output
-            entry["rejected_at"] = stamp
-            lines.append(orjson.dumps(entry, default=str) + b"\n")
         path = self.file_for(output, now)
         with self._lock:
             used = self._current_usage(output)
+            recent = self._recent_ids(output)
+            fresh: list[tuple[dict[str, Any], ItemError, str | None]] = []
+            batch_ids: set[str] = set()
+            for described, error in entries:
+                ident = doc_id(described)
+                if ident is not None:
+                    if ident in recent or ident in batch_ids:
+                        continue
+                    batch_ids.add(ident)
+                fresh.append((described, error, ident))
             stored = 0
             size = 0
-            for line in lines:
+            lines: list[bytes] = []
+            for described, error, _ident in fresh:
+                entry = dict(described)
+                entry["error"] = {"status": error.status, "type": error.type,
+                                  "reason": error.reason}
+                entry["output"] = output
+                entry["rejected_at"] = stamp
+                line = orjson.dumps(entry, default=str) + b"\n"
                 if used + size + len(line) > self._max_bytes:
                     break
+                lines.append(line)
                 size += len(line)
                 stored += 1
             if stored:
-                self._append(output, path, b"".join(lines[:stored]))
+                self._append(output, path, b"".join(lines))
                 self._used = used + size
-        for _described, error in entries[:stored]:
+                for _described, _error, ident in fresh[:stored]:
+                    if ident is not None:
+                        recent.add(ident)
+        for _described, error, _ident in fresh[:stored]:
             self._metrics.records_dead_lettered.labels(output, error.type or "unknown").inc()
-        lost = len(entries) - stored
+        repeats = len(entries) - len(fresh)
+        if repeats:
+            self._metrics.records_dead_lettered_duplicate.labels(output).inc(repeats)
+        lost = len(fresh) - stored
         if lost:
             self._metrics.records_dropped.labels(output, "dead_letter_full").inc(lost)
             log.error("dead-letter store full; rejected records dropped and counted",
                       extra={"event": "dead_letter_full", "output": output, "records": lost})
         return stored
+
+    def _recent_ids(self, output: str) -> RecentIds:
+        """The ids ``output`` wrote lately; learnt from its newest files the first time."""
+        recent = self._recent.get(output)
+        if recent is None:
+            recent = RecentIds()
+            try:
+                for ident in self._scan(output):
+                    recent.add(ident)
+            except OSError as exc:  # repeats may be written again: a cost, never a loss
+                log.warning("cannot read the dead-letter files of output %s to recognise "
+                            "records already stored (%s); a record read again may be written "
+                            "twice", output, exc.strerror or exc,
+                            extra={"event": "dead_letter_scan_failed", "output": output})
+            self._recent[output] = recent
+        return recent
+
+    def _scan(self, output: str) -> Iterable[str]:
+        """Ids in ``output``'s two newest files (their last ``SCAN_BYTES``), oldest first."""
+        pattern = re.compile(re.escape(output) + r"-\d{4}\.\d{2}\.\d{2}\.ndjson")
+        names = sorted(p for p in self._files.list(self._dir) if pattern.fullmatch(p.name))
+        budget = SCAN_BYTES
+        chunks: list[bytes] = []
+        for path in reversed(names[-2:]):
+            if budget <= 0:
+                break
+            data = self._files.read_tail(path, budget)
+            budget -= len(data)
+            chunks.append(data)
+        ids: list[str] = []
+        for data in reversed(chunks):
+            for line in data.splitlines():
+                if _ID_MARK not in line:
+                    continue
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:  # a line torn by a crash
+                    continue
+                ident = doc_id(entry) if isinstance(entry, dict) else None
+                if ident is not None:
+                    ids.append(ident)
+        return ids[-RECENT_IDS:]
 
     def _current_usage(self, output: str) -> int:
         if self._used is None:

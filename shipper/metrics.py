@@ -23,6 +23,8 @@ DROP_REASONS = ("buffer_full", "too_large", "buffer_corrupt", "dead_letter_full"
 DISK_BUFFER_OPS = ("write", "read", "delete", "fsync")
 START_RESULTS = ("ok", "unavailable", "credentials_rejected", "tls_rejected", "misconfigured")
 LOST_BYTES_REASONS = ("compressed_unread", "deleted_unread", "truncated_unread")
+DEAD_LETTER_OPS = ("mkdir", "usage", "open", "write", "fsync", "fsync_dir")
+CHECKPOINT_OPS = ("mkdir", "create", "write", "fsync", "rename", "fsync_dir")
 
 
 class Metrics:
@@ -78,6 +80,10 @@ class Metrics:
             "shipper_records_dead_lettered",
             "Records rejected and written to the dead-letter store",
             ["output", "reason"], registry=r)
+        self.records_dead_lettered_duplicate = Counter(
+            "shipper_records_dead_lettered_duplicate",
+            "Rejected records whose document id the dead-letter store already held (read "
+            "again after a restart); not written twice", ["output"], registry=r)
         self.records_dropped = Counter(
             "shipper_records_dropped", "Records dropped on purpose (policy), never silently",
             ["output", "reason"], registry=r)
@@ -102,6 +108,11 @@ class Metrics:
             "Failures to write persistent state other than the disk buffer (component: "
             "dead_letter...), by step; retried with backoff, nothing is settled meanwhile",
             ["component", "output", "op"], registry=r)
+        self.checkpoint_storage_errors = Counter(
+            "shipper_checkpoint_storage_errors",
+            "Failed writes of a tail source's positions file (ENOSPC, EIO...), by step; "
+            "retried at the next checkpoint, the source is not ready meanwhile",
+            ["source", "op"], registry=r)
         self.oldest_unacked_age = Gauge(
             "shipper_oldest_unacked_age_seconds", "Age of the oldest undelivered chunk",
             ["output"], registry=r)
@@ -193,6 +204,9 @@ class Metrics:
             self.records_dropped.labels(output, reason)
         for reason in (*dead_letter_reasons, "rejected", "unknown"):
             self.records_dead_lettered.labels(output, reason)
+        self.records_dead_lettered_duplicate.labels(output)
+        for op in DEAD_LETTER_OPS:  # every output shares the agent's dead-letter store
+            self.storage_errors.labels("dead_letter", output, op)
         for result in START_RESULTS:
             self.output_start_attempts.labels(output, result)
         if disk_buffer:
@@ -201,9 +215,11 @@ class Metrics:
                 self.buffer_storage_errors.labels(output, op)
 
     def declare_tail_source(self, source: str) -> None:
-        """Export a tail source's loss counters at zero for every reason."""
+        """Export a tail source's loss and checkpoint-failure counters at zero."""
         for reason in LOST_BYTES_REASONS:
             self.lost_bytes.labels(source, reason)
+        for op in CHECKPOINT_OPS:
+            self.checkpoint_storage_errors.labels(source, op)
 
 
 class SupervisorMetrics:

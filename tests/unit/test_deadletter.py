@@ -6,9 +6,10 @@ import threading
 import orjson
 import pytest
 
+from shipper import deadletter
 from shipper.deadletter import DeadLetterFiles, DeadLetterStore
 from shipper.errors import StorageError
-from shipper.metrics import Metrics
+from shipper.metrics import DEAD_LETTER_OPS, Metrics
 from shipper.protocols import ItemError
 
 
@@ -107,6 +108,7 @@ def dead_lettered(m):
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EEXIST, errno.EACCES])
 def test_a_failed_step_raises_storage_error_leaves_nothing_and_the_retry_writes_once(
         tmp_path, op, code):
+    assert op in DEAD_LETTER_OPS, "declared at zero up front"
     m, files = Metrics(), FaultyFiles()
     store = DeadLetterStore(tmp_path / "dl", m, files=files)
     files.faults[op] = code
@@ -171,3 +173,111 @@ async def test_concurrent_writers_never_interleave_lines(tmp_path):
     await asyncio.gather(*(store.write("es", entries(50, 100 * k)) for k in range(8)))
     numbers = sorted(line["record"]["n"] for line in read_all(tmp_path))
     assert numbers == sorted(100 * k + i for k in range(8) for i in range(50))
+
+
+def es_entries(ids, reason="mapper_parsing_exception"):
+    err = ItemError(400, reason, "bad field")
+    return [({"index": "logs", "_id": i, "op": "create", "record": {"id": i}}, err)
+            for i in ids]
+
+
+def duplicates(m):
+    return m.registry.get_sample_value(
+        "shipper_records_dead_lettered_duplicate_total", {"output": "es"}) or 0
+
+
+def test_a_record_rejected_again_is_not_written_twice_and_counted_as_a_duplicate(tmp_path):
+    m = Metrics()
+    m.declare_output("es")
+    store = DeadLetterStore(tmp_path, m)
+    assert store.write_blocking("es", es_entries(["a", "b"])) == 2
+    assert store.write_blocking("es", es_entries(["b", "c", "a"])) == 1
+    assert [line["_id"] for line in read_all(tmp_path)] == ["a", "b", "c"]
+    assert dead_lettered(m) == 3, "each rejected record counted once"
+    assert duplicates(m) == 2
+
+
+def test_a_restarted_store_recognises_the_ids_already_in_its_files(tmp_path):
+    store = DeadLetterStore(tmp_path, Metrics())
+    store.write_blocking("es", es_entries(["a", "b"]))
+    store.write_blocking("es-2", es_entries(["c"]))  # another output's file: not its ids
+    m = Metrics()
+    again = DeadLetterStore(tmp_path, m)  # a new run after a crash re-read the lines
+    assert again.write_blocking("es", es_entries(["a", "b", "c"])) == 1
+    assert sorted(line["_id"] for line in read_all(tmp_path)) == ["a", "b", "c", "c"]
+    assert dead_lettered(m) == 1
+    assert duplicates(m) == 2
+
+
+def test_the_same_id_twice_in_one_write_is_stored_once(tmp_path):
+    m = Metrics()
+    store = DeadLetterStore(tmp_path, m)
+    assert store.write_blocking("es", es_entries(["a", "a"])) == 1
+    assert len(read_all(tmp_path)) == 1
+    assert (dead_lettered(m), duplicates(m)) == (1, 1)
+
+
+def test_records_without_an_id_are_written_every_time(tmp_path):
+    m = Metrics()
+    store = DeadLetterStore(tmp_path, m)
+    store.write_blocking("es", entries(2))
+    store.write_blocking("es", entries(2))
+    assert len(read_all(tmp_path)) == 4
+    assert (dead_lettered(m), duplicates(m)) == (4, 0)
+
+
+def test_a_failed_write_does_not_mark_its_ids_as_stored(tmp_path):
+    m, files = Metrics(), FaultyFiles()
+    store = DeadLetterStore(tmp_path, m, files=files)
+    files.faults["fsync"] = errno.ENOSPC
+    with pytest.raises(StorageError):
+        store.write_blocking("es", es_entries(["a"]))
+    files.faults.clear()
+    assert store.write_blocking("es", es_entries(["a"])) == 1
+    assert [line["_id"] for line in read_all(tmp_path)] == ["a"]
+    assert (dead_lettered(m), duplicates(m)) == (1, 0)
+
+
+def test_records_the_full_store_dropped_are_not_taken_for_stored(tmp_path):
+    m = Metrics()
+    store = DeadLetterStore(tmp_path, m, max_bytes=300)
+    stored = store.write_blocking("es", es_entries([f"id{i}" for i in range(5)]))
+    assert 0 < stored < 5
+    assert duplicates(m) == 0
+    dropped = m.registry.get_sample_value("shipper_records_dropped_total",
+                                          {"output": "es", "reason": "dead_letter_full"})
+    assert dropped == 5 - stored
+
+
+def test_the_restart_scan_reads_only_the_two_newest_files_and_a_bounded_tail(
+        tmp_path, monkeypatch):
+    line = b'{"_id":"%s","output":"es"}\n'
+    (tmp_path / "es-2026.12.01.ndjson").write_bytes(line % b"old")
+    (tmp_path / "es-2026.12.05.ndjson").write_bytes(line % b"prev")
+    (tmp_path / "es-2026.12.06.ndjson").write_bytes(
+        line % b"early" + b"x" * 100 + b"\n" + line % b"late" + b'{"_id":"to')
+    monkeypatch.setattr(deadletter, "SCAN_BYTES", len(line % b"late") + 20)
+    store = DeadLetterStore(tmp_path, Metrics())
+    recent = store._recent_ids("es")
+    assert "late" in recent
+    assert "early" not in recent and "prev" not in recent, "past the byte bound"
+    assert "old" not in recent, "only the current and previous files are read"
+
+
+def test_the_remembered_ids_are_bounded():
+    recent = deadletter.RecentIds(limit=3)
+    for i in "abcde":
+        recent.add(i)
+    recent.add("e")
+    assert len(recent) == 3
+    assert "b" not in recent and all(i in recent for i in "cde")
+
+
+def test_an_unreadable_file_only_costs_the_deduplication(tmp_path):
+    class Unreadable(DeadLetterFiles):
+        def read_tail(self, path, limit):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+
+    DeadLetterStore(tmp_path, Metrics()).write_blocking("es", es_entries(["a"]))
+    store = DeadLetterStore(tmp_path, Metrics(), files=Unreadable())
+    assert store.write_blocking("es", es_entries(["a"])) == 1, "written again, not lost"
