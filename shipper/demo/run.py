@@ -29,6 +29,7 @@ from shipper.demo.esquery import SearchClient
 from shipper.demo.k8s_api import KubeApiServer
 from shipper.demo.k8s_objects import demo_objects
 from shipper.demo.loggen import generate_node_logs
+from shipper.demo.manifest import FileEntry, Manifest
 from shipper.logs import configure_logging
 from shipper.tap.excerpt import TapExcerpt
 from shipper.tap.query import TapQuery
@@ -38,6 +39,8 @@ TIMEOUT_SECS = 900.0
 NODE_NAME = "demo-node-1"
 #: Pod label naming the run, so a run counts its own documents (kubernetes.labels.<this>).
 RUN_LABEL = "shipper-demo-run"
+#: Container kinds whose pods get a multiline annotation (the preset it names).
+MULTILINE_HINTS = {"spring": "java"}
 #: The lines start this long before the demo starts and span about ten minutes (a file of few
 #: lines a little more), so they end before "now" and Kibana's default "Last 15 minutes"
 #: shows most of them when the demo finishes.
@@ -117,10 +120,14 @@ async def ship(config_path: Path, expected: int, out: TextIO) -> Agent:
     return agent
 
 
-def print_summary(client: SearchClient, expected: int, out: TextIO, run_id: str) -> bool:
+def print_summary(client: SearchClient, expected: int, out: TextIO, run_id: str,
+                  manifest: Manifest | None = None, hinted: list[FileEntry] | None = None,
+                  ) -> bool:
+    """``hinted``: the files joined with a multiline preset (their pods are annotated)."""
     client.refresh(INDEX_PATTERN)
     scope = run_scope(run_id)
     total = client.count(INDEX_PATTERN, scope)
+    traces_ok = _print_traces(client, scope, hinted or [], out)
     everything = client.count(INDEX_PATTERN)
     namespaces = client.terms(INDEX_PATTERN, "kubernetes.namespace_name", scope=scope)
     containers = client.terms(INDEX_PATTERN, "kubernetes.container_name", scope=scope)
@@ -138,13 +145,41 @@ def print_summary(client: SearchClient, expected: int, out: TextIO, run_id: str)
     for query in ('kubernetes.labels.app : "reviews"', 'level : "error"'):
         out.write(f"Kibana search  {query}  -> "
                   f"{client.kibana_count(INDEX_PATTERN, query, scope):,} hits\n")
-    ok = total == expected
+    ok = total == expected and traces_ok
     verdict = "every line indexed exactly once" if ok else "MISMATCH"
-    out.write(f"\nTotal documents of this run {total:,} for {expected:,} generated records: "
-              f"{verdict}\n")
+    generated = manifest.total_records if manifest is not None else expected
+    joined = f" (stack traces joined: {expected:,} documents expected)" \
+        if generated != expected else ""
+    out.write(f"\nTotal documents of this run {total:,} for {generated:,} generated records"
+              f"{joined}: {verdict}\n")
     if everything > total:
         out.write(f"({everything - total:,} other documents in {INDEX_PATTERN}: earlier runs or "
                   f"other data; search {RUN_LABEL} to tell them apart.)\n")
+    return ok
+
+
+def _print_traces(client: SearchClient, scope: dict[str, Any], hinted: list[FileEntry],
+                  out: TextIO) -> bool:
+    """The annotated containers' documents: each stack trace one document, every other
+    line its own (so their count is records - trace lines + traces)."""
+    if not hinted:
+        return True
+    events = sum(f.events for f in hinted)
+    ok = True
+    for f in hinted:
+        query = {"bool": {"filter": [scope,
+                                     {"term": {"kubernetes.pod_name": f.pod}},
+                                     {"term": {"kubernetes.container_name": f.container}}]}}
+        docs = client.count(INDEX_PATTERN, query)
+        ok = ok and docs == f.records - f.event_lines + f.events
+    lines = sum(f.event_lines for f in hinted)
+    names = ", ".join(sorted({f.container for f in hinted}))
+    if ok:
+        out.write(f"\nstack traces: {events:,} events, each one document ({lines:,} lines of "
+                  f"{names}, annotation shipper.io/multiline.<container>: java)\n")
+    else:
+        out.write(f"\nstack traces: {events:,} events, but the documents of {names} do not "
+                  "add up: MISMATCH\n")
     return ok
 
 
@@ -184,8 +219,15 @@ def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
         logs = workdir / "node" / "var" / "log" / "containers"
         run_id = secrets.token_hex(4)
         namespaces, pods = demo_objects(manifest, NODE_NAME)
+        hinted = [f for f in manifest.files if f.kind in MULTILINE_HINTS]
         for pod in pods:
             pod["metadata"]["labels"][RUN_LABEL] = run_id
+            for f in hinted:  # the Java app's stack traces: one document each
+                if (f.namespace, f.pod) == (pod["metadata"]["namespace"],
+                                            pod["metadata"]["name"]):
+                    pod["metadata"].setdefault("annotations", {})[
+                        f"shipper.io/multiline.{f.container}"] = MULTILINE_HINTS[f.kind]
+        expected = manifest.total_records - sum(f.event_lines - f.events for f in hinted)
         k8s_api.state.load(namespaces, pods)
         out.write(f"Serving its pods from a local Kubernetes API on {k8s_api.start()}\n")
         config_path = workdir / "shipper.yaml"
@@ -195,8 +237,8 @@ def run_demo(es_url: str | None, workdir: Path, lines: int, seed: int,
         out.write(f"  {len(manifest.files)} container log files under {logs}, lines from "
                   f"{manifest.base_time} (about ten minutes), pod label {RUN_LABEL}: {run_id}\n")
         out.write(f"Shipping with {config_path} ...\n")
-        asyncio.run(ship(config_path, manifest.total_records, out))
-        ok = print_summary(SearchClient(es_url), manifest.total_records, out, run_id)
+        asyncio.run(ship(config_path, expected, out))
+        ok = print_summary(SearchClient(es_url), expected, out, run_id, manifest, hinted)
         ok = print_dashboard_check(es_url, manifest.base_time, out) and ok
     finally:
         k8s_api.stop()
