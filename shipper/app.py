@@ -164,7 +164,9 @@ class Agent:
         self.telemetry = TelemetryServer(config.telemetry.listen, self.metrics,
                                          [u.health for u in self.units.values()],
                                          before_scrape=self.refresh_gauges, tap=self.tap,
-                                         tap_listen=tap_config.listen)
+                                         tap_listen=tap_config.listen,
+                                         sources=[s.health for s in self.sources
+                                                  if isinstance(s, TailSource)])
 
     def settled_records(self, output: str) -> float:
         """Records of ``output`` that are done: delivered, already there, or dead-lettered."""

@@ -9,6 +9,9 @@ Two different questions, two probes:
 * **Storage** (``storage_failed``): a dead letter or buffer write that fails (ENOSPC, EIO,
   EACCES) makes the output not ready at once, with the reason, until it succeeds again:
   delivery waits for it like for an unreachable output, and an operator has to free space.
+* **Source storage** (``SourceHealth``): a tail source that cannot save its file positions
+  keeps shipping, but a crash then would read everything since the last saved positions
+  again. Not ready with the reason until a write succeeds again.
 * **Alive** (``stuck``): dead when the output holds data and no delivery *attempt* has ended
   at all, successful or not, for ``stuck_after_secs``. During an outage attempts keep
   failing, so the agent stays alive and keeps its buffer; a pipeline that stopped trying
@@ -115,4 +118,25 @@ class OutputHealth:
         if since > self._stuck_after:
             return (f"output {self.name}: no delivery attempt for {since:.0f}s with data "
                     "buffered; the pipeline is stuck")
+        return None
+
+
+class SourceHealth:
+    """What ``/readyz`` needs to know about one source: its current storage faults."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.storage_faults: dict[str, str] = {}  # component -> its current error
+
+    def storage_failed(self, component: str, error: str) -> None:
+        self.storage_faults[component] = error
+
+    def storage_recovered(self, component: str) -> None:
+        self.storage_faults.pop(component, None)
+
+    def problem(self) -> str | None:
+        """Why this source makes the agent not ready, or ``None``."""
+        if self.storage_faults:
+            component, error = next(iter(self.storage_faults.items()))
+            return f"source {self.name}: {component} cannot be written ({error})"
         return None

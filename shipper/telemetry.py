@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shipper.health import OutputHealth
+from shipper.health import OutputHealth, SourceHealth
 from shipper.httpwire import read_request, respond, respond_probe
 from shipper.metrics import Metrics
 from shipper.tap.http import serve_tap
@@ -43,10 +43,11 @@ class TelemetryServer:
 
     def __init__(self, listen: str, metrics: Metrics, health: Sequence[OutputHealth],
                  before_scrape: Callable[[], None] | None = None, tap: Tap | None = None,
-                 tap_listen: str = "") -> None:
+                 tap_listen: str = "", sources: Sequence[SourceHealth] = ()) -> None:
         self._host, self._port = parse_listen(listen)
         self._metrics = metrics
         self._health = list(health)
+        self._sources = list(sources)  # storage faults of sources (not ready, no gauge)
         self._before_scrape = before_scrape
         self._tap = tap
         self._tap_address = parse_listen(tap_listen) if tap is not None and tap_listen else None
@@ -97,6 +98,7 @@ class TelemetryServer:
             self._metrics.output_ready.labels(h.name).set(0 if p else 1)
             if p:
                 problems.append(p)
+        problems.extend(p for p in (s.problem() for s in self._sources) if p)
         return problems
 
     def liveness_problems(self) -> list[str]:

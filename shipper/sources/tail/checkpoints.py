@@ -130,6 +130,7 @@ class CheckpointStore:
         # write included): lines timed by a fresh entry's ``time_ns`` wait for it.
         self.unsaved: set[str] = set()
         self._index: dict[_IndexKey, set[str]] = {}
+        self.failed_step = ""  # the step the last failed ``write`` stopped at (a metric label)
 
     def load(self) -> None:
         """Read the positions file; a missing file is an empty store."""
@@ -297,5 +298,6 @@ class CheckpointStore:
             if not renamed and step != "mkdir":
                 with contextlib.suppress(OSError):
                     files.unlink(tmp)
+            self.failed_step = step
             raise StorageError(f"cannot write {self.path} ({step}): {exc.strerror or exc}"
                                ) from exc

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shipper.errors import SourceError, StorageError
+from shipper.health import SourceHealth
 from shipper.metrics import Metrics
 from shipper.protocols import Emit, MultilineHints
 from shipper.sources.tail.checkpoints import CheckpointStore
@@ -47,6 +48,7 @@ _MAX_DRAIN_PASSES = 10_000
 # began may carry an older mtime. It must still count as new (read), so the time is moved
 # back by this much; reading such a file is never a duplicate (no run saw it).
 MTIME_SLACK_SECS = 2.0
+_POSITIONS = "positions file"  # the storage component named in the readiness reason
 
 
 class TailSource:
@@ -74,6 +76,8 @@ class TailSource:
         self._started = time.time()
         self._missing_dirs: set[str] = set()  # include directories missing at the last scan
         self._m_missing_dirs = metrics.tail_include_dirs_missing.labels(name)
+        self._m_checkpoint_errors = metrics.checkpoint_storage_errors
+        self.health = SourceHealth(name)  # /readyz: not ready while positions cannot be saved
 
     def use_multiline_hints(self, hints: MultilineHints) -> None:
         """Ask ``hints`` for each new file's pod multiline preset (before the own rules)."""
@@ -291,6 +295,7 @@ class TailSource:
                 await asyncio.to_thread(self.store.write, data)
             except StorageError as exc:
                 self.store.dirty = True
+                self._checkpoint_failed(exc)
                 if not self._save_failing:
                     log.error("tail %s: cannot persist positions: %s", self.name, exc,
                               extra={"event": "tail_checkpoint_failed", "source": self.name})
@@ -298,9 +303,15 @@ class TailSource:
             else:
                 self.store.unsaved -= taken
                 if self._save_failing:
+                    self.health.storage_recovered(_POSITIONS)
                     log.info("tail %s: positions persisted again", self.name,
                              extra={"event": "tail_checkpoint_recovered", "source": self.name})
                 self._save_failing = False
+
+    def _checkpoint_failed(self, exc: StorageError) -> None:
+        """Count a failed positions write and make the agent not ready until one succeeds."""
+        self._m_checkpoint_errors.labels(self.name, self.store.failed_step).inc()
+        self.health.storage_failed(_POSITIONS, str(exc))
 
     async def _persist(self) -> None:
         """Write the checkpoints now (a fresh entry's time is about to be relied on)."""
@@ -316,6 +327,7 @@ class TailSource:
             self.store.write(self.store.snapshot())
             self.store.unsaved -= taken
         except StorageError as exc:
+            self._checkpoint_failed(exc)
             log.error("tail %s: cannot persist positions at exit: %s", self.name, exc,
                       extra={"event": "tail_checkpoint_failed", "source": self.name})
         self.files.close_all()
