@@ -40,6 +40,14 @@ ID_KEY = "_shipper_id"
 MAX_ID_CHARS = 512
 # Records nested deeper than this are refused (hardened msgpack decoders use similar bounds).
 DEFAULT_MAX_NESTING_DEPTH = 32
+# A log record holds tens to hundreds of values (Kubernetes metadata with many labels a few
+# hundred); 65,536 leaves two orders of magnitude for odd but honest records while one record
+# at the bound is a few MiB of Python objects, where an empty map costs 1 byte on the wire
+# and ~64 bytes decoded.
+DEFAULT_MAX_VALUES_PER_RECORD = 1 << 16
+# A decoded Forward-mode request is held whole: 2 Mi values is an average of 4 bytes per value
+# in a default 8 MiB frame (a minimal Fluent Bit event spends ~15) and ~150 MB of objects.
+DEFAULT_MAX_VALUES_PER_REQUEST = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -232,6 +240,17 @@ Elasticsearch answers 409 instead of storing them twice.
     max_nesting_depth: int = field(default=DEFAULT_MAX_NESTING_DEPTH, metadata={
         "doc": "Deepest nesting of maps and arrays in a record (the record itself is level "
                "1); a deeper record closes the connection (`too_deep`) without an ack.",
+        "check": checks.positive})
+    max_values_per_record: int = field(default=DEFAULT_MAX_VALUES_PER_RECORD, metadata={
+        "doc": "Most values in one PackedForward event (each array element and each map "
+               "pair counts one, nested ones too); more closes the connection "
+               "(`too_many_values`) without an ack. Bounds the memory one event can take "
+               "when decoded (an empty map is 1 byte sent, ~64 bytes decoded).",
+        "check": checks.positive})
+    max_values_per_request: int = field(default=DEFAULT_MAX_VALUES_PER_REQUEST, metadata={
+        "doc": "Most values in one Forward or Message mode request, which is decoded whole; "
+               "more closes the connection (`too_many_values`) without an ack. "
+               "PackedForward requests are decoded an event at a time instead.",
         "check": checks.positive})
     max_batch_records: int = field(default=2000, metadata={
         "doc": "Most records per emitted batch; a large request is emitted in several batches "

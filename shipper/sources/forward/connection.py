@@ -61,6 +61,9 @@ MAX_UNREAD_REPLY_BYTES = 256 * 1024
 # How long a closed connection may still try to send its last replies.
 CLOSE_GRACE_SECS = 10.0
 _JSON_START = frozenset(b"{[")
+# PackedForward payloads larger than this are inflated and checked on a worker thread.
+OFFLOAD_BYTES = 256 * 1024  # and gzip payloads above 1 KiB (they inflate to much more)
+_GZIP = ("gzip", b"gzip")
 
 
 class _Idle(Exception):
@@ -281,7 +284,8 @@ class Connection:
             if isinstance(item, tuple):
                 await self._handle(item[0], item[1], converter)
             else:
-                await self._handle(unpack_frame(item), item, converter)
+                await self._handle(
+                    unpack_frame(item, self.ctx.config.max_values_per_request), item, converter)
 
     async def _handshake(self, framer: MsgpackFramer) -> list[bytes] | None:
         """HELO, then the client's PING; returns frames that followed the PING, or None
@@ -333,7 +337,21 @@ class Connection:
             ctx.warn("forward_broken_request", "ignored a request that is not an array",
                      peer=self.peer_ip)
             return
-        request = parse_request(message, raw, ctx.config.max_decompressed_bytes)
+        cfg = ctx.config
+        second = message[1] if len(message) > 1 else None
+        option = message[2] if len(message) > 2 else None
+        if isinstance(second, bytes | str) and (
+                len(second) > OFFLOAD_BYTES or (len(second) > 1024 and type(option) is dict
+                                                and option.get("compressed") in _GZIP)):
+            # Inflating (zlib lets go of the GIL) and checking a large PackedForward payload
+            # take up to a second at max_decompressed_bytes: off the event loop, so the
+            # other connections keep being served and acked meanwhile.
+            request = await asyncio.to_thread(
+                parse_request, message, raw, cfg.max_decompressed_bytes,
+                cfg.max_values_per_record)
+        else:
+            request = parse_request(message, raw, cfg.max_decompressed_bytes,
+                                    cfg.max_values_per_record)
         chunk = request.chunk
         parent: AckGroup | None = None
         if chunk is not None:

@@ -24,12 +24,17 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import msgpack
 
 from shipper.compression import InflateError, gzip_inflater
 from shipper.errors import InputProtocolError
+from shipper.sources.forward.config import (
+    DEFAULT_MAX_VALUES_PER_RECORD,
+    DEFAULT_MAX_VALUES_PER_REQUEST,
+)
 
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
                   RecursionError, MemoryError)
@@ -303,8 +308,15 @@ class Request:
         return hashlib.blake2b(self.raw, digest_size=15).digest()
 
 
-def unpack_frame(frame: bytes) -> Any:
-    """Decode one complete msgpack frame (see the module docstring for the options)."""
+def unpack_frame(frame: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_REQUEST) -> Any:
+    """Decode one complete msgpack frame (see the module docstring for the options).
+
+    A frame of at most ``max_values`` bytes cannot hold more values than that and is decoded
+    as it is; a larger one (a big Forward-mode request; a PackedForward frame is three
+    values) is decoded with a value budget, so many tiny values are refused
+    (``too_many_values``) instead of becoming gigabytes of Python objects."""
+    if len(frame) > max_values:
+        return _decode_bounded(frame, max_values, "surrogateescape", "a request")
     try:
         return msgpack.unpackb(frame, raw=False, unicode_errors="surrogateescape",
                                ext_hook=ext_hook, strict_map_key=False,
@@ -313,33 +325,126 @@ def unpack_frame(frame: bytes) -> Any:
         raise _malformed("undecodable msgpack", exc) from exc
 
 
-def iter_packed(blob: bytes) -> Iterator[Any]:
-    """Entries of a MessagePackEventStream, decoded lazily.
+class _TooMany(Exception):
+    """A value budget ran out (raised by ``_Budget`` inside msgpack, turned into
+    ``too_many_values``)."""
 
-    The entries are first skipped (no objects built) to find where the last complete one ends,
-    and only that prefix is decoded, by one streaming unpacker: a trailing partial entry with
-    large declared container lengths costs nothing, where decoding it would preallocate those
-    containers (tens of MiB from KiB sent). Entries before a malformed one are still yielded,
-    then the error is raised.
+
+class _Budget:
+    """Counts decoded values as msgpack closes each container (its ``object_hook`` and
+    ``list_hook``) and stops the decode once ``left`` runs out: each array element and each
+    map pair is one value. Only used where a decode could build many objects from few bytes,
+    so the common small entry pays nothing."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def __call__(self, container: Any) -> Any:
+        self.left -= len(container)
+        if self.left < 0:
+            raise _TooMany
+        return container
+
+
+def _too_many(what: str, limit: int) -> InputProtocolError:
+    return InputProtocolError("too_many_values", f"{what} holds more than {limit} values")
+
+
+def _decode_bounded(data: bytes | memoryview, limit: int, unicode_errors: str,
+                    what: str) -> Any:
+    """Decode ``data`` building at most about ``2 * limit`` objects: no single container
+    may declare more than ``limit`` elements, and the values of closed containers are
+    counted against ``limit``."""
+    budget = _Budget(limit)
+    try:
+        return msgpack.unpackb(data, raw=False, unicode_errors=unicode_errors,
+                               ext_hook=ext_hook, strict_map_key=False,
+                               object_hook=budget, list_hook=budget,
+                               max_map_len=min(MAX_MAP_KEYS, limit),
+                               max_array_len=min(MAX_ARRAY_LEN, limit))
+    except _TooMany:
+        raise _too_many(what, limit) from None
+    except ValueError as exc:
+        if "exceeds max_" in str(exc):  # a container header above the bound
+            raise _too_many(what, limit) from exc
+        raise _malformed("undecodable msgpack", exc) from exc
+    except _UNPACK_ERRORS as exc:
+        raise _malformed("undecodable msgpack", exc) from exc
+
+
+FLUSH = object()
+"""Yielded between entries by ``iter_packed`` every ``FLUSH_BYTES`` of entries: the
+converter ends its batch there, so one batch never holds the objects of more than about
+that many encoded bytes (plus one record), whatever the record count."""
+FLUSH_BYTES = 1 << 20
+
+
+def iter_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD) -> Iterator[Any]:
+    """Entries of a MessagePackEventStream, decoded lazily (see ``scan_packed``)."""
+    return scan_packed(blob, max_values)
+
+
+def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD
+                ) -> Iterator[Any]:
+    """Check the entries of a MessagePackEventStream now; return an iterator decoding them.
+
+    One linear pass skips the entries (no objects built) to find where the last complete one
+    ends. No container inside an entry may declare more than ``max_values`` elements (a
+    record never holds more values), which refuses the header of a huge array of empty maps
+    before it is walked. An entry of at most ``max_values`` bytes cannot hold more values
+    than that and is decoded as it is; a larger one (rare: a long log line, a big stack
+    trace) is decoded with a value budget, so an entry of many tiny values (an empty map is
+    one byte on the wire, ~64 bytes as a Python object) is refused as ``too_many_values``
+    after building at most about ``2 * max_values`` objects. ``FLUSH`` markers are
+    interleaved every ``FLUSH_BYTES`` of entries. Entries before a malformed one are still
+    yielded, then the error is raised.
     """
     if not blob:
-        return
-    framer = msgpack.Unpacker(max_buffer_size=len(blob))
+        return iter(())
+    framer = msgpack.Unpacker(max_buffer_size=len(blob),
+                              max_map_len=min(MAX_MAP_KEYS, max_values),
+                              max_array_len=min(MAX_ARRAY_LEN, max_values))
     framer.feed(blob)
     error: InputProtocolError | None = None
     complete = 0  # end of the last complete entry
+    index = 0
+    since_flush = 0
+    # (entry index, start, end or -1 for a flush before that entry), in order
+    events: list[tuple[int, int, int]] = []
     while True:
         try:
             framer.skip()
         except msgpack.OutOfData:
             break
+        except ValueError as exc:
+            if "exceeds max_" in str(exc):
+                error = _too_many("an event", max_values)
+            else:
+                error = _malformed("undecodable entries", exc)
+            break
         except _UNPACK_ERRORS as exc:
             error = _malformed("undecodable entries", exc)
             break
-        complete = framer.tell()
+        end = framer.tell()
+        span = end - complete
+        if since_flush + span > FLUSH_BYTES and since_flush:
+            events.append((index, 0, -1))
+            since_flush = 0
+        since_flush += span
+        if span > max_values:
+            events.append((index, complete, end))
+        complete = end
+        index += 1
     del framer  # its copy of the blob; the decoder below makes its own
     if error is None and complete != len(blob):
         error = _malformed("entries end in the middle of an event")
+    return _decode_packed(blob, complete, events, max_values, error)
+
+
+def _decode_packed(blob: bytes, complete: int, events: list[tuple[int, int, int]],
+                   max_values: int, error: InputProtocolError | None) -> Iterator[Any]:
     if complete:
         entries = msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
                                    ext_hook=ext_hook, strict_map_key=False,
@@ -347,7 +452,22 @@ def iter_packed(blob: bytes) -> Iterator[Any]:
                                    max_buffer_size=complete)
         entries.feed(memoryview(blob)[:complete])
         try:
-            yield from entries
+            if not events:
+                yield from entries
+            else:
+                done = 0
+                view = memoryview(blob)
+                for index, start, end in events:
+                    yield from islice(entries, index - done)  # at C speed between events
+                    done = index
+                    if end < 0:
+                        yield FLUSH
+                        continue
+                    entries.skip()
+                    done += 1
+                    yield _decode_bounded(view[start:end], max_values, "backslashreplace",
+                                          "an event")
+                yield from entries
         except _UNPACK_ERRORS as exc:
             raise _malformed("undecodable entries", exc) from exc
     if error is not None:
@@ -362,8 +482,12 @@ def _text(value: Any, what: str) -> str:
     raise _malformed(f"{what} must be a string, got {type(value).__name__}")
 
 
-def parse_request(message: list[Any], raw: bytes, max_decompressed: int) -> Request:
-    """Recognise the carrier mode by the type of the second element (spec §1.2)."""
+def parse_request(message: list[Any], raw: bytes, max_decompressed: int,
+                  max_values: int = DEFAULT_MAX_VALUES_PER_RECORD) -> Request:
+    """Recognise the carrier mode by the type of the second element (spec §1.2).
+
+    PackedForward entries are inflated and checked here (``scan_packed``) and decoded
+    lazily; ``max_values`` bounds the values of one event."""
     if len(message) < 2:
         raise _malformed(f"a request needs a tag and events, got {len(message)} element(s)")
     tag = _text(message[0], "the tag")
@@ -375,9 +499,10 @@ def parse_request(message: list[Any], raw: bytes, max_decompressed: int) -> Requ
         if isinstance(compressed, bytes):
             compressed = compressed.decode("ascii", "replace")
         if compressed in (None, "text"):
-            return Request(tag, "packed", iter_packed(blob), option, raw, True)
+            return Request(tag, "packed", scan_packed(blob, max_values), option, raw, True)
         if compressed == "gzip":
-            return Request(tag, "compressed", iter_packed(gunzip(blob, max_decompressed)),
+            return Request(tag, "compressed",
+                           scan_packed(gunzip(blob, max_decompressed), max_values),
                            option, raw, True)
         raise InputProtocolError("unsupported_compression",
                                  f"unsupported compression {compressed!r} (text or gzip)")

@@ -31,7 +31,7 @@ import msgpack
 from shipper.errors import InputProtocolError
 from shipper.record import Record, format_rfc3339_nanos
 from shipper.sources.forward.config import DEFAULT_MAX_NESTING_DEPTH, MAX_ID_CHARS
-from shipper.sources.forward.decoder import EventTime, Request
+from shipper.sources.forward.decoder import FLUSH, EventTime, Request
 
 NS = 1_000_000_000
 MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
@@ -234,7 +234,7 @@ class EventConverter:
         signal = request.option.get("fluent_signal")
         if signal in (1, 2):
             # Metrics or traces (protocol v1.5): not log records; acknowledged, not stored.
-            n = sum(1 for _ in request.entries)
+            n = sum(1 for e in request.entries if e is not FLUSH)
             self.skipped["metrics_or_traces"] += n
             return
         tag = self.route_tag(request.tag)
@@ -250,8 +250,15 @@ class EventConverter:
         depth = self._max_depth
         now = self._clock()
         out: list[Record] = []
+        skew = 0
         for index, entry in enumerate(request.entries):
             if type(entry) is not list or len(entry) < 2:
+                if entry is FLUSH:  # end the batch here: it holds enough decoded bytes
+                    skew += 1  # markers take no document index
+                    if out:
+                        yield out
+                        out = []
+                    continue
                 self.skipped["invalid_event"] += 1
                 continue
             raw_time, body = entry[0], entry[1]
@@ -271,7 +278,7 @@ class EventConverter:
                 ns = now
                 self.flagged["time_out_of_range"] += 1
             body = clean_map(body, fix, depth)
-            doc_id = None if prefix is None else f"{prefix}-{index:x}"
+            doc_id = None if prefix is None else f"{prefix}-{index - skew:x}"
             if id_key is not None and id_key in body:
                 carried = body.pop(id_key)
                 if type(carried) is str and 0 < len(carried) <= MAX_ID_CHARS:

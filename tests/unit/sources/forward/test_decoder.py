@@ -315,3 +315,81 @@ def test_json_garbage_after_a_value_fails_after_handing_out_the_value() -> None:
     assert framer.failed is not None
     with pytest.raises(InputProtocolError):
         JsonFramer(MB).feed(b"]")
+
+
+def _empty_maps(n: int) -> bytes:
+    """An array32 of ``n`` empty maps: 1 byte each on the wire, ~64 bytes each decoded."""
+    return b"\xdd" + n.to_bytes(4, "big") + b"\x80" * n
+
+
+def _bomb_entry(arrays: int, each: int) -> bytes:
+    return (b"\x92\xce" + (1_700_000_000).to_bytes(4, "big") + b"\xdd" + arrays.to_bytes(4, "big")
+            + _empty_maps(each) * arrays)
+
+
+def test_an_event_of_many_tiny_values_is_refused_with_bounded_memory() -> None:
+    """A gzip payload of arrays of empty maps used to decode to gigabytes; now the event is
+    refused after about twice the value bound, and nothing of it is yielded."""
+    entry = _bomb_entry(60, 4096)  # 245,760 values in 246 KB
+    frame = msgpack.packb(["bomb", gzip.compress(entry), {"compressed": "gzip", "chunk": "c"}],
+                          use_bin_type=True)
+    tracemalloc.start()
+    try:
+        request = parse_request(unpack_frame(frame), frame, 64 * MB, max_values=8192)
+        with pytest.raises(InputProtocolError) as err:
+            list(request.entries)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.reason == "too_many_values"
+    # the inflated payload and the skip pass's copy, plus at most ~16Ki decoded objects
+    assert peak < 3 * len(entry) + 4 * MB, peak
+
+
+def test_a_container_declaring_more_than_the_value_bound_is_refused_before_decoding() -> None:
+    entry = _bomb_entry(1, 100_000)
+    good = msgpack.packb([1, {"a": 1}])
+    entries = iter_packed(good + entry, max_values=65536)
+    assert next(entries) == [1, {"a": 1}]
+    with pytest.raises(InputProtocolError) as err:
+        next(entries)
+    assert err.value.reason == "too_many_values"
+
+
+def test_a_large_event_within_the_bound_is_decoded_as_usual() -> None:
+    """Entries larger than the bound in bytes take the counted decode: same values."""
+    entries = [[1, {"log": "x" * 100_000, "n": list(range(100))}], [2, {"a": "b"}],
+               [3, {"l": [{}] * 1000}]]
+    blob = b"".join(msgpack.packb(e) for e in entries)
+    assert list(iter_packed(blob, max_values=2000)) == entries
+    with pytest.raises(InputProtocolError) as err:
+        list(iter_packed(blob, max_values=999))
+    assert err.value.reason == "too_many_values"
+
+
+def test_a_forward_request_of_many_tiny_values_is_refused() -> None:
+    frame = msgpack.packb(["t", [[1, [{}] * 50_000]] * 4], use_bin_type=True)
+    with pytest.raises(InputProtocolError) as err:
+        unpack_frame(frame, max_values=100_000)
+    assert err.value.reason == "too_many_values"
+    assert len(unpack_frame(frame, max_values=200_100)[1]) == 4  # within the bound: decoded
+
+
+def test_flush_markers_split_large_payloads_and_keep_document_ids() -> None:
+    """Batches end every FLUSH_BYTES of entries; markers are not events and take no index."""
+    from shipper.sources.forward.decoder import FLUSH, FLUSH_BYTES
+    from shipper.sources.forward.events import EventConverter
+
+    entries = [[1_700_000_000, {"log": "x" * 1000, "i": i}] for i in range(3000)]
+    blob = b"".join(msgpack.packb(e) for e in entries)
+    assert len(blob) > 2 * FLUSH_BYTES
+    decoded = list(iter_packed(blob))
+    assert sum(1 for e in decoded if e is FLUSH) == len(blob) // FLUSH_BYTES
+    assert [e for e in decoded if e is not FLUSH] == entries
+    frame = msgpack.packb(["t", blob, {"chunk": "c"}], use_bin_type=True)
+    request = parse_request(unpack_frame(frame), frame, 64 * MB)
+    batches = list(EventConverter(None, None, {}).batches(request, 2000))
+    assert len(batches) == 3
+    records = [r for b in batches for r in b]
+    assert [r.body["i"] for r in records] == list(range(3000))
+    assert records[-1].doc_id is not None and records[-1].doc_id.endswith(f"-{2999:x}")
