@@ -93,13 +93,13 @@ def _result(agent: AgentProcess, scrape: Scrape, records: int, wall: float,
 
 
 def run_tail(setting: Setting, name: str, workload: Workload, output: str,
-             workers: int = 1, enrich: bool = True) -> RunResult:
+             workers: int = 1, enrich: bool = True, source_extra: str = "") -> RunResult:
     """Tail the finished tree from the start; wall time runs from the agent's start. With
     ``workers`` > 1 the agent is a supervisor: ``wait4`` counts its workers' CPU too (it
     waits for them), and memory is the sum of the processes'."""
     run_dir = _fresh(setting.workdir, name)
-    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs), output, workers=workers,
-                   enrich=enrich)
+    agent = _agent(setting, run_dir, tail_source_yaml(workload.logs) + source_extra, output,
+                   workers=workers, enrich=enrich)
     try:
         agent.start()
         scrape = agent.wait_settled(workload.records, setting.timeout_secs)

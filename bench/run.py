@@ -3,6 +3,8 @@
 Rows (``--rows``, all by default):
 
 - ``discard``: tail → parse → enrich → encode → discard (the ``null`` output);
+- ``java``: the same with ``preset: java`` on the Java apps' files (the cost of joining stack
+  traces, next to ``discard``);
 - ``blackhole``: the same to Elasticsearch bulk over HTTP, answered by a loopback blackhole;
 - ``disk``: the same with ``buffer: {type: disk, fsync: interval}``;
 - ``forward``: PackedForward from a local client → enrich → bulk to the blackhole;
@@ -13,6 +15,10 @@ Every agent enriches: the workload's pods come from a local Kubernetes API (in t
 so not counted) and sidecar lines get the Envoy fields. Each row reports lines/s, CPU-seconds
 per million records and peak RSS, median of ``--runs``, against the issue's target, and the
 page is written to ``--write`` (docs/PERFORMANCE.md).
+
+Each throughput row runs once per implementation of the per-line loops (``--implementations``:
+the compiled extension, and Python with ``SHIPPER_PURE_PYTHON=1``), their runs interleaved so
+both see the same machine; the steady row runs with the first implementation only.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -51,9 +58,13 @@ from bench.rows import (
     run_tail,
 )
 from bench.workload import MANIFEST_NAME, generate_workload
+from shipper import speedups
 from shipper.demo.manifest import Manifest
+from shipper.sources.tail.config import MultilineConfig
+from shipper.sources.tail.formats import make_decoder
+from shipper.sources.tail.paths import parse_path
 
-ROWS = ("discard", "blackhole", "plain", "disk", "forward", "workers", "steady")
+ROWS = ("discard", "java", "blackhole", "plain", "disk", "forward", "workers", "steady")
 WORKERS = 2  # the workers row: one agent process per core of the benchmark machine
 EXTRA_ROWS = ("disk-always", "gzip")  # not in the issue's table; only when asked for
 ES_URL_ENV = "SHIPPER_BENCH_ES_URL"
@@ -66,6 +77,7 @@ EMBEDDED_NOTE = (
 
 LABELS = {
     "discard": "tail → parse → enrich → encode → discard",
+    "java": "same as the discard row, `multiline: [{preset: java}]` on the Java apps' files",
     "blackhole": "tail → parse → enrich → encode → Elasticsearch bulk (HTTP, loopback "
                  "blackhole)",
     "plain": "tail → parse → encode → bulk blackhole, no enrichment (the path of the "
@@ -77,11 +89,13 @@ LABELS = {
     "workers": f"same as the bulk blackhole row, `workers: {WORKERS}` (files sharded over "
                f"{WORKERS} processes; CPU and memory of all of them)",
 }
+IMPLEMENTATIONS = (speedups.COMPILED, speedups.PYTHON)
 TARGETS: dict[str, Target] = {
-    "discard": cpu_at_most(3.5),
-    "blackhole": cpu_at_most(5.0, min_rate=200_000),
-    "plain": Target("none in the issue (Fluent Bit: 6.3)", lambda _: None),
-    "disk": cpu_at_most(6.5),
+    "discard": cpu_at_most(2.5),
+    "java": Target("none in the issue; compare with the discard row", lambda _: None),
+    "blackhole": cpu_at_most(3.5, min_rate=250_000),
+    "plain": cpu_at_most(2.0),
+    "disk": cpu_at_most(4.5),
     "disk-always": Target("none in the issue", lambda _: None),
     "gzip": Target("none in the issue", lambda _: None),
     "forward": cpu_at_most(4.0),
@@ -104,19 +118,77 @@ def ensure_workload(workdir: Path, lines: int, seed: int, files: int) -> tuple[W
         tmp.write_text(manifest.to_json())
         tmp.replace(marker)
     manifest = load_manifest(marker)
+    if not any(f.kind for f in manifest.files):  # generated before kinds were recorded
+        marker.unlink()
+        return ensure_workload(workdir, lines, seed, files)
     return Workload(root, manifest.total_records), manifest
+
+
+JAVA_KINDS = ("spring", "liberty")
+
+
+def java_preset(workload: Workload, manifest: Manifest) -> tuple[str, Workload]:
+    """The tail source's multiline rule for the Java apps' files, and the workload with the
+    record count the agent ships with it (each file decoded here with the same rule)."""
+    java = [f for f in manifest.files if f.kind in JAVA_KINDS]
+    globs = sorted({f"*_{f.namespace}_{f.container}-*" for f in java})
+    rule = MultilineConfig(files=globs, preset="java")
+    joined = 0
+    for f in java:
+        path = f.symlink_in(workload.root)
+        decoder = make_decoder(f.format, "bench", parse_path(str(path), "kube").static_fields(),
+                               1 << 20, rule)
+        records, _ = decoder.decode(f.path_in(workload.root).read_bytes().split(b"\n")[:-1], 0)
+        joined += f.records - len(records) - len(decoder.flush())
+    extra = f"    multiline: [{{files: {json.dumps(globs)}, preset: java}}]\n"
+    return extra, Workload(workload.root, workload.records - joined)
+
+
+@contextmanager
+def implementation(name: str) -> Iterator[None]:
+    """Agents started inside run the per-line loops of ``name`` (compiled or python)."""
+    saved = os.environ.pop("SHIPPER_PURE_PYTHON", None)
+    if name == speedups.PYTHON:
+        os.environ["SHIPPER_PURE_PYTHON"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("SHIPPER_PURE_PYTHON", None)
+        if saved is not None:
+            os.environ["SHIPPER_PURE_PYTHON"] = saved
+
+
+def impl_label(label: str, name: str) -> str:
+    return f"{label} [{name}]"
+
+
+def _report(label: str, i: int, runs: int, r: RunResult) -> None:
+    extra = f"; {r.note}" if r.note else ""
+    print(f"{label} — run {i + 1}/{runs}: {r.records:,} records, "
+          f"{r.lines_per_sec:,.0f} lines/s, {r.cpu_per_million:.2f} CPU-s/M, "
+          f"peak RSS {r.max_rss_mib:.0f} MiB; enriched {r.enriched:,}, "
+          f"not found {r.not_found:,}, envoy parsed {r.envoy_parsed:,}{extra}", flush=True)
 
 
 def _repeat(label: str, runs: int, once: Callable[[], RunResult]) -> list[RunResult]:
     results = []
     for i in range(runs):
         r = once()
-        extra = f"; {r.note}" if r.note else ""
-        print(f"{label} — run {i + 1}/{runs}: {r.records:,} records, "
-              f"{r.lines_per_sec:,.0f} lines/s, {r.cpu_per_million:.2f} CPU-s/M, "
-              f"peak RSS {r.max_rss_mib:.0f} MiB; enriched {r.enriched:,}, "
-              f"not found {r.not_found:,}, envoy parsed {r.envoy_parsed:,}{extra}", flush=True)
+        _report(label, i, runs, r)
         results.append(r)
+    return results
+
+
+def _interleaved(label: str, runs: int, names: list[str],
+                 once: Callable[[], RunResult]) -> dict[str, list[RunResult]]:
+    """``runs`` runs per implementation, alternating, so machine noise hits both alike."""
+    results: dict[str, list[RunResult]] = {name: [] for name in names}
+    for i in range(runs):
+        for name in names:
+            with implementation(name):
+                r = once()
+            _report(impl_label(label, name), i, runs, r)
+            results[name].append(r)
     return results
 
 
@@ -157,18 +229,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--stage-lines", type=int, default=200_000,
                         help="lines of the per-stage table (bench.stages); 0 leaves it out")
+    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS,
+                        default=list(IMPLEMENTATIONS),
+                        help="per-line loops to measure each row with (SHIPPER_PURE_PYTHON=1 "
+                             "for python)")
     return parser.parse_args(argv)
 
 
 def measure(row: str, args: argparse.Namespace, setting: Setting, workload: Workload,
-            manifest: Manifest) -> RowReport:
-    """Every run of one throughput row."""
+            manifest: Manifest) -> list[RowReport]:
+    """Every run of one throughput row, one report per implementation."""
     label = LABELS[row]
     once: Callable[[], RunResult]
     if row == "forward":
         frames = ensure_frames(workload.root, manifest)
         once = partial(run_forward, setting, "forward", frames, workload.records,
                        blackhole_output(setting), args.forward_window)
+    elif row == "java":
+        extra, joined = java_preset(workload, manifest)
+        java_lines = sum(f.records for f in manifest.files if f.kind in JAVA_KINDS)
+        note = (f"The java row reads the same {workload.records:,} lines as the discard row "
+                f"({java_lines:,} of them in Java files, joined with the preset) and ships "
+                f"{joined.records:,} records: its CPU-s per million are per record, multiply "
+                f"by {joined.records / workload.records:.3f} for per line. The last event of "
+                "each Java file waits `flush_timeout_secs` (2 s) for a next line, which "
+                "lengthens its wall time (lines/s), not its CPU.")
+        print(note, flush=True)
+        args.notes.append(note)
+        once = partial(run_tail, setting, row, joined, discard_output(), source_extra=extra)
     else:
         output = (discard_output() if row == "discard"
                   else blackhole_output(setting, disk=row.split("-")[0] == "disk",
@@ -176,7 +264,22 @@ def measure(row: str, args: argparse.Namespace, setting: Setting, workload: Work
                                         gzip=row == "gzip"))
         once = partial(run_tail, setting, row, workload, output,
                        workers=WORKERS if row == "workers" else 1, enrich=row != "plain")
-    return RowReport(label, TARGETS[row], _repeat(label, args.runs, once))
+    results = _interleaved(label, args.runs, args.implementations, once)
+    return [RowReport(impl_label(label, name), TARGETS[row], runs)
+            for name, runs in results.items()]
+
+
+def measure_stages_of(name: str, args: argparse.Namespace) -> tuple[int, dict[str, float]]:
+    """``bench.stages`` in a process of its own running the ``name`` implementation."""
+    with implementation(name):
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.stages", "--lines", str(args.stage_lines),
+             "--files", str(args.files), "--seed", str(args.seed), "--json"],
+            cwd=REPO, capture_output=True, text=True, check=True, env=dict(os.environ))
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    if data["implementation"] != name:
+        raise RuntimeError(f"bench.stages ran {data['implementation']}, not {name}")
+    return data["lines"], data["costs"]
 
 
 def measure_steady(args: argparse.Namespace, setting: Setting, source: Workload) -> RowReport:
@@ -193,6 +296,10 @@ def measure_steady(args: argparse.Namespace, setting: Setting, source: Workload)
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if speedups.COMPILED in args.implementations and speedups.speedups is None:
+        print(f"the compiled extension is not available ({speedups.fallback_reason}); "
+              "build it (pip install -e .) or pass --implementations python", file=sys.stderr)
+        return 2
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     workload, manifest = ensure_workload(workdir, args.lines, args.seed, args.files)
@@ -217,12 +324,18 @@ def main(argv: list[str] | None = None) -> int:
                      "CPU-s (imports, start-up, the first Kubernetes list); it is included in "
                      "every row's CPU-s per million, and subtracted (once per process) in the "
                      "start-up-excluded column, which is what each further line costs.")
-        reports += [measure(row, args, setting, workload, manifest)
-                    for row in args.rows if row != "steady"]
-        for report, row in zip(reports, [r for r in args.rows if r != "steady"], strict=True):
-            report.startup_cpu = idle.cpu_secs * (WORKERS if row == "workers" else 1)
+        args.notes = notes  # rows may add one
+        for row in args.rows:
+            if row == "steady":
+                continue
+            for report in measure(row, args, setting, workload, manifest):
+                report.startup_cpu = idle.cpu_secs * (WORKERS if row == "workers" else 1)
+                reports.append(report)
         if "steady" in args.rows:
-            reports.append(measure_steady(args, setting, steady_source))
+            with implementation(args.implementations[0]):
+                steady = measure_steady(args, setting, steady_source)
+            steady.label = impl_label(steady.label, args.implementations[0])
+            reports.append(steady)
             plural = "s" if args.steady_runs != 1 else ""
             notes.append(f"The steady row is {args.steady_runs} run{plural} "
                          "(`--steady-runs`), not a median; its writer cycles through a "
@@ -244,10 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     stages = None
     if args.stage_lines > 0:
-        from bench.stages import measure_stages
-
-        stage_lines, costs = measure_stages(args.stage_lines, args.files, args.seed)
-        bulk = next((r for r in reports if r.label == LABELS["blackhole"]), None)
+        costs: dict[str, dict[str, float]] = {}
+        stage_lines = 0
+        for name in args.implementations:
+            stage_lines, costs[name] = measure_stages_of(name, args)
+        bulk = {name: next((r for r in reports
+                            if r.label == impl_label(LABELS["blackhole"], name)), None)
+                for name in args.implementations}
         stages = stage_table(costs, stage_lines, bulk)
     runs_text = "" if args.runs == 3 else f" --runs {args.runs}"
     text = render(reports, args.runs, notes,
