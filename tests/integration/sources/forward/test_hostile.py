@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import gzip
 import json
 import socket
 import ssl
@@ -378,3 +379,30 @@ async def test_connections_owing_acks_or_recently_active_are_not_evicted(
         assert await read_replies(owing_r, 1) == [{"ack": "owed"}]
         for w in (owing_w, fresh_w, writer):
             w.close()
+
+
+def _empty_maps(n: int) -> bytes:
+    return b"\xdd" + n.to_bytes(4, "big") + b"\x80" * n
+
+
+@pytest.mark.parametrize("attack", ["gzip_header", "gzip_many", "forward"])
+async def test_many_tiny_values_close_the_connection_while_others_are_served(
+        attack: str) -> None:
+    """Requests of KB that decoded to GB of empty maps: refused (`too_many_values`), nothing
+    becomes a record, and a good client on another connection is acked meanwhile."""
+    now = int(time.time()).to_bytes(4, "big")
+    if attack == "forward":
+        frame = b"\x92\xa1t\x98" + (b"\x92\x01" + _empty_maps(1 << 17)) * 8
+    else:
+        each = 1 << 20 if attack == "gzip_header" else 60_000
+        entry = b"\x92\xce" + now + b"\xdd" + (60).to_bytes(4, "big") + _empty_maps(each) * 60
+        frame = msgpack.packb(["bomb.t", gzip.compress(entry, 6),
+                               {"compressed": "gzip", "chunk": "bombchunk"}], use_bin_type=True)
+    async with running(max_values_per_request=1 << 18) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(frame)
+        await good_client_is_served(srv, "good", timeout=1.0)
+        assert await closed_by_server(reader) == b""
+        writer.close()
+        assert closes(srv, "too_many_values") == 1
+        assert [r.tag for r in srv.collector.records] == ["good"]
