@@ -8,7 +8,6 @@ and humans see all mistakes at once. ``run`` drains on SIGTERM/SIGINT and exits 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -115,20 +114,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             return run_supervisor(args.config, config)
         finally:
             flush_repeated()
+    from shipper.blocking import exit_if_stuck, run_bounded
+
+    code = 1
     try:
         if role is not None:
             from shipper.workers.worker import run_worker
 
-            asyncio.run(run_worker(config, role))
+            run_bounded(run_worker(config, role))
         else:
             _single_agent_state(config)
-            asyncio.run(run_agent(config))
+            run_bounded(run_agent(config))
+        code = 0
     except ShipperError as exc:
         log.error(str(exc), extra={"event": "agent_failed"})
-        return 1
     finally:
         flush_repeated()  # the counts of repeated warnings still held back
-    return 0
+        # A thread blocked on a hung disk or network call must not keep the process alive
+        # past the shutdown deadline (the kubelet would SIGKILL it).
+        exit_if_stuck(code)
+    return code
 
 
 def _single_agent_state(config: AgentConfig) -> None:

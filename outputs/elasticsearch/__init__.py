@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import socket
 import ssl
@@ -48,6 +49,7 @@ from outputs.elasticsearch.response import (
     needs_split,
     parse_retry_after,
 )
+from shipper.blocking import DaemonThreads
 from shipper.errors import (
     TLS_ERROR_TYPE,
     OutputCredentialsError,
@@ -73,6 +75,8 @@ _TRANSPORT_REQUEST_LOG = logging.getLogger("elastic_transport.node")
 
 USER_AGENT = "shipper"
 NDJSON = "application/x-ndjson"
+#: ``close`` gives up on the transport after this long (the agent is stopping).
+CLOSE_TIMEOUT_SECS = 1.0
 JSON = "application/json"
 
 
@@ -170,6 +174,9 @@ class ElasticsearchOutput:
         self._transport = transport
         self._password_file = SecretFile(config.password_file) if config.password_file else None
         self._api_key_file = SecretFile(config.api_key_file) if config.api_key_file else None
+        # Requests run in daemon threads: one the server never answers must not hold the
+        # process past its shutdown deadline (an abandoned request's chunk stays unsettled).
+        self._io = DaemonThreads(f"es-{name}")
 
     # -- Output protocol -----------------------------------------------------------------
 
@@ -218,7 +225,10 @@ class ElasticsearchOutput:
     async def close(self) -> None:
         if self._transport is not None:
             transport, self._transport = self._transport, None
-            await asyncio.to_thread(transport.close)
+            # Closing only drops idle connections; bounded all the same, as shutdown is.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._io.run(transport.close), CLOSE_TIMEOUT_SECS)
+        self._io.shutdown()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -240,7 +250,7 @@ class ElasticsearchOutput:
         transport = self._ensure_transport()
         if isinstance(body, memoryview) and _TRANSPORT_REQUEST_LOG.hasHandlers():
             body = bytes(body)  # the transport's request log calls ``body.decode()``
-        resp = await asyncio.to_thread(
+        resp = await self._io.run(
             transport.perform_request, method, path, body=body,
             headers={"accept": JSON, **self._auth(), **(headers or {})},
             request_timeout=self.config.request_timeout_secs)
@@ -285,7 +295,7 @@ class ElasticsearchOutput:
         except (TransportError, OSError) as exc:
             tls = tls_verify_failure(exc)
             if tls is not None:
-                where = await asyncio.to_thread(self._tls_failing_hosts)
+                where = await self._io.run(self._tls_failing_hosts)
                 error = ItemError(0, TLS_ERROR_TYPE, f"{tls} ({where})")
             else:
                 kind = "timeout" if isinstance(exc, ConnectionTimeout) else "connection_error"
@@ -308,7 +318,7 @@ class ElasticsearchOutput:
         tls = tls_verify_failure(exc)
         if tls is None:
             return
-        where = await asyncio.to_thread(self._tls_failing_hosts)
+        where = await self._io.run(self._tls_failing_hosts)
         self.health.tls_problem = f"{tls} ({where})"
         raise OutputTLSError(f"output {self.name}: {tls} ({where})") from exc
 

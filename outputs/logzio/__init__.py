@@ -19,6 +19,7 @@ each half sent, recursively, within the same call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import logging
 import socket
@@ -49,6 +50,7 @@ from outputs.logzio.response import (
 )
 from outputs.logzio.token import TokenSource, install_log_redaction, redact
 from shipper import __version__
+from shipper.blocking import DaemonThreads
 from shipper.errors import (
     TLS_ERROR_TYPE,
     OutputCredentialsError,
@@ -68,6 +70,8 @@ USER_AGENT = f"shipper-logs/{__version__}"
 CONTENT_TYPE = "text/plain"  # what fluent-plugin-logzio sends; the listener reads NDJSON
 MAX_RESPONSE_BYTES = 64 * 1024  # listener answers are tiny; never buffer a proxy's page whole
 _ALERT_EVERY_SECS = 30.0
+#: ``close`` gives up on the pool after this long (the agent is stopping).
+CLOSE_TIMEOUT_SECS = 1.0
 _KINDS = ("successful", "malformed", "oversized", "empty")
 
 
@@ -109,6 +113,9 @@ class LogzioOutput:
         self._timeout = urllib3.Timeout(connect=min(10.0, config.request_timeout_secs),
                                         total=config.request_timeout_secs)
         self._credentials_retry_after = config.buffer.retry_max_secs
+        # Requests run in daemon threads: one the listener never answers must not hold the
+        # process past its shutdown deadline (an abandoned request's chunk stays unsettled).
+        self._io = DaemonThreads(f"logzio-{name}")
         self._last_alert = -1e18
         self._truncated = metrics.records_truncated.labels(name) if metrics else None
         self._lines = ({k: metrics.logzio_lines.labels(name, k) for k in _KINDS}
@@ -139,7 +146,7 @@ class LogzioOutput:
             raise
         self._ensure_pool()
         if self.endpoint.scheme == "https":
-            tls = await asyncio.to_thread(self._handshake_failure)
+            tls = await self._io.run(self._handshake_failure)
             if tls is not None:
                 self._discard_pool()
                 self.health.tls_problem = tls
@@ -198,7 +205,10 @@ class LogzioOutput:
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.close)
+            # Closing only drops idle connections; bounded all the same, as shutdown is.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._io.run(pool.close), CLOSE_TIMEOUT_SECS)
+        self._io.shutdown()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -273,7 +283,7 @@ class LogzioOutput:
         if self.config.gzip:
             headers["content-encoding"] = "gzip"
         try:
-            status, resp_headers, raw = await asyncio.to_thread(
+            status, resp_headers, raw = await self._io.run(
                 self._request, self._url(token), body, headers)
         except OutputPermanentError as exc:  # ca_file unreadable when the pool was rebuilt
             error = ItemError(0, TLS_ERROR_TYPE, str(exc))
