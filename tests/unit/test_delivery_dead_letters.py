@@ -6,6 +6,7 @@ import logging
 
 import orjson
 
+from outputs.elasticsearch.request import decode_payload
 from shipper.acks import AckGroup
 from shipper.deadletter import DeadLetterStore
 from shipper.logs import repeat_key
@@ -144,3 +145,34 @@ async def test_dead_letter_lines_of_one_kind_share_a_repeat_key(tmp_path, caplog
     assert [r.reason for r in lines] == ["mapper_parsing_exception: bad field [a]",
                                          "mapper_parsing_exception: bad field [b]"]
     assert len({repeat_key(r) for r in lines}) == 1
+
+
+async def test_records_rejected_again_after_a_restart_are_dead_lettered_once(tmp_path):
+    """A crash before the positions were saved: the same lines are read, sent and rejected
+    again. The new run settles them (acknowledged) without a second dead-letter line."""
+    def bulk(i):  # an Elasticsearch bulk payload: action line, then the document
+        return b'{"create":{"_index":"logs","_id":"f1-%x"}}\n{"n":%d}' % (i, i)
+
+    def reject_all(p):
+        return Outcome([X] * len(p), errors={
+            k: ItemError(400, "mapper_parsing_exception", "bad") for k in range(len(p))})
+
+    counts = []
+    for _run in range(2):
+        d, buf, out, m, _, _ = setup(tmp_path, [reject_all])
+        out.describe = decode_payload
+        acked = []
+        group = AckGroup(on_safe=acked.append)
+        await buf.put([bulk(i) for i in range(5)], group)
+        group.seal()
+        buf.close()
+        await asyncio.wait_for(d.run(), 5)
+        assert acked == [group], "settled in both runs"
+        counts.append((sample(m, "shipper_records_dead_lettered_total", output="fake",
+                              reason="mapper_parsing_exception"),
+                       sample(m, "shipper_records_dead_lettered_duplicate_total",
+                              output="fake")))
+    lines = [orjson.loads(x) for f in (tmp_path / "dlq").glob("fake-*.ndjson")
+             for x in f.read_bytes().splitlines()]
+    assert sorted(line["_id"] for line in lines) == [f"f1-{i:x}" for i in range(5)]
+    assert counts == [(5, 0), (0, 5)]
