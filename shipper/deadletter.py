@@ -18,22 +18,24 @@ the tail's positions) the sources read some lines again; their records get the s
 deterministic ids, and the ones rejected before are not written a second time: they are
 counted in ``shipper_records_dead_lettered_duplicate_total`` instead. The store remembers
 the last ``RECENT_IDS`` ids written per output, loaded at the first write of a run from the
-end (at most ``SCAN_BYTES``) of that output's two newest files; a re-read covers far fewer
-records than that window. Only entries with an ``_id`` (the Elasticsearch output's) can be
-recognised; others (forward, Logz.io, undecodable payloads) are written every time.
+end (at most ``SCAN_BYTES``) of that output's two newest files; a re-read after a crash
+covers the records since the last saved positions, far fewer than that window. Only entries
+with an ``_id`` (the Elasticsearch output's) can be recognised; others (forward, Logz.io,
+undecodable payloads) are written every time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,10 @@ from shipper.protocols import ItemError
 log = logging.getLogger(__name__)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-RECENT_IDS = 32_768  # document ids remembered per output (about 4 MiB at most)
-SCAN_BYTES = 64 * 1024 * 1024  # read per output at start to learn the ids already stored
+RECENT_IDS = 32_768  # document ids remembered per output (about 5 MiB at most)
+# Read per output at start to learn the ids already stored: about RECENT_IDS typical entries
+# (0.5 KiB each); fewer ids when the records are larger.
+SCAN_BYTES = 16 * 1024 * 1024
 _ID_MARK = b'"_id":"'  # lines without it carry no id: not parsed by the scan
 
 
@@ -240,8 +244,7 @@ class DeadLetterStore:
         if recent is None:
             recent = RecentIds()
             try:
-                for ident in self._scan(output):
-                    recent.add(ident)
+                self._scan(output, recent)
             except OSError as exc:  # repeats may be written again: a cost, never a loss
                 log.warning("cannot read the dead-letter files of output %s to recognise "
                             "records already stored (%s); a record read again may be written "
@@ -250,8 +253,9 @@ class DeadLetterStore:
             self._recent[output] = recent
         return recent
 
-    def _scan(self, output: str) -> Iterable[str]:
-        """Ids in ``output``'s two newest files (their last ``SCAN_BYTES``), oldest first."""
+    def _scan(self, output: str, recent: RecentIds) -> None:
+        """Add the ids in the last ``SCAN_BYTES`` of ``output``'s two newest files (the
+        current and the previous day's), oldest first."""
         pattern = re.compile(re.escape(output) + r"-\d{4}\.\d{2}\.\d{2}\.ndjson")
         names = sorted(p for p in self._files.list(self._dir) if pattern.fullmatch(p.name))
         budget = SCAN_BYTES
@@ -262,9 +266,8 @@ class DeadLetterStore:
             data = self._files.read_tail(path, budget)
             budget -= len(data)
             chunks.append(data)
-        ids: list[str] = []
         for data in reversed(chunks):
-            for line in data.splitlines():
+            for line in io.BytesIO(data):  # line by line: no second copy of the bytes
                 if _ID_MARK not in line:
                     continue
                 try:
@@ -273,8 +276,7 @@ class DeadLetterStore:
                     continue
                 ident = doc_id(entry) if isinstance(entry, dict) else None
                 if ident is not None:
-                    ids.append(ident)
-        return ids[-RECENT_IDS:]
+                    recent.add(ident)
 
     def _current_usage(self, output: str) -> int:
         if self._used is None:
