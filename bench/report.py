@@ -148,21 +148,38 @@ class RowReport:
                 f"{self.target.text} | {_verdict(self.target.met(s))} |")
 
 
-def stage_table(costs: dict[str, float], lines: int, whole_row: RowReport | None) -> list[str]:
-    """Where a line's CPU goes: the in-process stages, and what the whole agent adds."""
+def stage_table(costs: dict[str, dict[str, float]], lines: int,
+                whole_rows: dict[str, RowReport | None]) -> list[str]:
+    """Where a line's CPU goes: the in-process stages, and what the whole agent adds, one
+    column per implementation of the per-line loops (``costs``: implementation -> stage ->
+    µs per line; ``whole_rows``: implementation -> its bulk blackhole row)."""
+    names = list(costs)
     out = ["", "## Where the time goes", "",
            f"`python -m bench.stages`: the stages run in one process, batch by batch in "
            f"pipeline order, over {lines:,} lines of the same workload (best of 3 passes); "
-           "microseconds per line are CPU-seconds per million lines.", "",
-           "| stage | µs per line |", "|---|---|"]
-    out += [f"| {name} | {us:.2f} |" for name, us in costs.items()]
-    total = sum(costs.values())
-    out.append(f"| **stages together** | **{total:.2f}** |")
-    if whole_row is not None:
-        s = Summary.of(whole_row.runs)
-        whole = max(0.0, s.cpu_per_million - whole_row.startup_cpu / (s.records / 1e6))
-        out.append(f"| rest of the agent in the bulk blackhole row (reading, buffering, "
-                   f"HTTP, acknowledgements; start-up excluded) | {max(0.0, whole - total):.2f} |")
+           "microseconds per line are CPU-seconds per million lines. Decode and encode run "
+           "in the compiled extension or in Python (`SHIPPER_PURE_PYTHON=1`).", "",
+           "| stage | " + " | ".join(f"µs per line, {n}" for n in names) + " |",
+           "|---|" + "---|" * len(names)]
+    stages = list(next(iter(costs.values()))) if costs else []
+    for stage in stages:
+        out.append(f"| {stage} | " + " | ".join(f"{costs[n][stage]:.2f}" for n in names)
+                   + " |")
+    totals = {n: sum(costs[n].values()) for n in names}
+    out.append("| **stages together** | "
+               + " | ".join(f"**{totals[n]:.2f}**" for n in names) + " |")
+    rest = []
+    for n in names:
+        row = whole_rows.get(n)
+        if row is None:
+            rest.append("")
+            continue
+        s = Summary.of(row.runs)
+        whole = max(0.0, s.cpu_per_million - row.startup_cpu / (s.records / 1e6))
+        rest.append(f"{max(0.0, whole - totals[n]):.2f}")
+    if any(rest):
+        out.append("| rest of the agent in the bulk blackhole row (reading, buffering, "
+                   "HTTP, acknowledgements; start-up excluded) | " + " | ".join(rest) + " |")
     return out
 
 

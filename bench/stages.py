@@ -6,11 +6,15 @@ the standard workload's files (a prefix of each), serves the pods from a warm me
 and runs each stage over the same batches the tail would build.
 
     python -m bench.stages [--lines 200000] [--repeat 3]
+
+The decode and encode stages run the compiled loops when the extension is built, the Python
+ones with ``SHIPPER_PURE_PYTHON=1`` (``bench.run`` measures both).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +28,7 @@ from shipper.filters.kubernetes.filter import KubernetesMetadataFilter
 from shipper.metrics import Metrics
 from shipper.sources.tail.formats import detect_format, make_decoder
 from shipper.sources.tail.paths import parse_path
+from shipper.speedups import IMPLEMENTATION
 from shipper.tuning import tune_for_throughput
 
 BATCH = 2000
@@ -111,8 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true",
+                        help="print {implementation, lines, costs} as JSON (for bench.run)")
     args = parser.parse_args(argv)
     total_lines, costs = measure_stages(args.lines, args.files, args.seed, args.repeat)
+    if args.json:
+        print(json.dumps({"implementation": IMPLEMENTATION, "lines": total_lines,
+                          "costs": costs}))
+        return 0
+    print(f"per-line implementation: {IMPLEMENTATION} (SHIPPER_PURE_PYTHON=1 for the other)")
     print(f"{total_lines:,} physical lines, {args.files} files (best of {args.repeat})")
     for name, us in costs.items():
         print(f"  {name:<30} {us:6.2f} µs/line")

@@ -30,7 +30,9 @@ def test_every_row_delivers_every_record_enriched_unless_it_says_otherwise(tmp_p
     data = json.loads(results.read_text())
     assert data["workload_records"] == LINES
     rows = data["rows"]
-    assert len(rows) == len(ROWS)
+    # every throughput row once per implementation (compiled, python); steady once
+    assert len(rows) == 2 * (len(ROWS) - 1) + 1
+    assert sum(label.endswith("[python]") for label in rows) == len(ROWS) - 1
     for label, runs in rows.items():
         (run,) = runs
         expected = (run["records"] if label.startswith("steady") else LINES)
@@ -53,5 +55,6 @@ def test_every_row_delivers_every_record_enriched_unless_it_says_otherwise(tmp_p
         assert f"| {label} | " in text
     assert "cores" in text and "Python" in text and "Reproduce:" in text
     assert "## Where the time goes" in text and "| decode |" in text
+    assert "µs per line, compiled | µs per line, python" in text
     assert "| rest of the agent in the bulk blackhole row" in text
     assert str(tmp_path) not in text
