@@ -10,7 +10,8 @@ nothing opens a new event, so ordinary lines stay one record each and a trace is
 Each preset is:
 
 * ``opening``: ``(regex, state)`` pairs tried on a line that opens an event; the first that
-  matches gives the event's state, else the state is ``line`` (an ordinary line).
+  matches gives the event's state, else ``logged`` for a line naming an error or warning
+  level (when the preset has that state), else ``line`` (an ordinary line).
 * ``states``: per state, ``(regex, next state)`` pairs; the first that matches the next line
   of the same stream appends it and moves the event to the next state. A state without
   rules (or a line matching none) ends the event.
@@ -32,20 +33,32 @@ LINE = "line"  # the state of an event opened by an ordinary line
 LOGGED = "logged"  # opened by a line that names an error level: its exception may follow
 
 # A log line at error/warning level ("ERROR Request failed", "E, [...] ERROR -- :",
-# "fail: Shop.Api[0]"): the runtime's trace printed right after it belongs to it. Any other
-# line followed by a trace stays apart (an uncaught exception of another thread).
-_LEVEL = (r"(?i:.*?(?:\b(?:error|fatal|critical|crit|severe|exception|warn|warning|fail)\b"
-          r"|^[EFW], \[))")
+# "fail: Shop.Api[0]") opens an event in state ``logged``: the runtime's trace printed right
+# after it belongs to it. Any other line followed by a trace stays apart (an uncaught
+# exception of another thread). The level is looked for in the first 100 characters, where
+# every log format puts it; cheap substring tests first, as most lines have none.
+_LEVEL_SPAN = 100
+_LEVEL = re.compile(r"(?i)\b(?:error|fatal|critical|crit|severe|exception|warn|warning|fail)\b"
+                    r"|^[EFW], \[")
+
+
+def _logged(text: str) -> bool:
+    low = text[:_LEVEL_SPAN].lower()
+    if not ("err" in low or "fat" in low or "crit" in low or "sev" in low or "exc" in low
+            or "warn" in low or "fail" in low or low[1:4] == ", ["):
+        return False
+    return _LEVEL.search(text, 0, _LEVEL_SPAN) is not None
 
 
 class Preset:
     """One compiled state machine."""
 
-    __slots__ = ("_opening", "_states", "name")
+    __slots__ = ("_logged", "_opening", "_states", "name")
 
     def __init__(self, name: str, opening: Sequence[tuple[str, str]],
                  states: dict[str, Sequence[tuple[str, str]]]) -> None:
         self.name = name
+        self._logged = LOGGED in states  # a line at error level opens ``logged``
         self._opening = _compile(opening)
         self._states: dict[str, re.Pattern[str] | None] = {
             state: _compile(rules) for state, rules in states.items()}
@@ -61,6 +74,8 @@ class Preset:
             match = self._opening.match(text)
             if match is not None:
                 return _target(match)
+        if self._logged and _logged(text):
+            return LOGGED
         return LINE
 
     def step(self, state: str, text: str) -> str | None:
@@ -101,7 +116,6 @@ _JAVA_TRACE = [
 JAVA = Preset("java", [
     (r'Exception in thread "', "trace"),
     (_JAVA_NAME + r"(?::|$)", "trace"),
-    (_LEVEL, LOGGED),
 ], {
     LINE: [],
     # "ERROR Request failed" directly followed by the exception it logged.
@@ -113,7 +127,6 @@ _PY_TRACEBACK = r"Traceback \(most recent call last\):$"
 PYTHON = Preset("python", [
     (_PY_TRACEBACK, "frames"),
     (r"\s*\+ Exception Group Traceback", "frames"),
-    (_LEVEL, LOGGED),
 ], {
     LINE: [],
     LOGGED: [(_PY_TRACEBACK, "frames")],        # logging.exception: the message, then this
@@ -151,7 +164,6 @@ _RUBY_FRAME = r"\S+:\d+:in [`']"
 RUBY = Preset("ruby", [
     (_RUBY_FRAME + r".*\([A-Z][\w:]*\)$", "trace"),        # t.rb:2:in `foo': boom (Error)
     (r"[A-Z][\w:]*(?:Error|Exception) \(.*\):$", "trace"),  # Rails: "RuntimeError (boom):"
-    (_LEVEL, LOGGED),
 ], {
     LINE: [],
     LOGGED: [(r"\s*(?:from )?" + _RUBY_FRAME, "trace")],
@@ -163,7 +175,6 @@ RUBY = Preset("ruby", [
 _NET_NAME = r"(?:Unhandled exception\. )?(?:[A-Za-z_]\w*\.)+\w*Exception\b(?::|$| \()"
 DOTNET = Preset("dotnet", [
     (_NET_NAME, "trace"),
-    (_LEVEL, LOGGED),
 ], {
     LINE: [],
     # ILogger's console format indents the message and the exception under "fail: ...".
@@ -186,7 +197,6 @@ _NODE_STACK = [
 NODE = Preset("node", [
     (_NODE_HEADER, "header"),
     (r"(?:/|[A-Za-z]:\\|file://|node:)\S*:\d+$", "banner"),  # uncaught: "/app/a.js:3"
-    (_LEVEL, LOGGED),
 ], {
     LINE: [],
     LOGGED: [(r"\s+at \S", "stack"), (_NODE_HEADER, "header")],
