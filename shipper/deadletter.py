@@ -143,12 +143,10 @@ class DeadLetterFiles:
         with open(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
             start = max(0, size - limit)
+            fh.seek(max(0, start - 1))
             if start:
-                fh.seek(start - 1)
-                data = fh.read()
-                return data[data.find(b"\n") + 1:] if b"\n" in data else b""
-            fh.seek(0)
-            return fh.read()
+                fh.readline()  # the rest of a line cut by the limit (or the newline before)
+            return fh.read(size - fh.tell())
 
 
 class DeadLetterStore:
