@@ -101,17 +101,19 @@ class DaemonThreads:
             if item is None:
                 return
             loop, future, call = item
+            result: Any = None
+            error: BaseException | None = None
             if not future.cancelled():
                 try:
                     result = call()
                 except BaseException as exc:  # handed to the awaiting task
-                    _settle(loop, future, None, exc)
-                else:
-                    _settle(loop, future, result, None)
+                    error = exc
+            # Idle before the caller learns the result, so that its next call reuses us.
             with self._lock:
-                if work is not self._queue:  # shut down while busy: a sentinel is queued
-                    continue
-                self._idle += 1
+                if work is self._queue:  # else shut down while busy: a sentinel is queued
+                    self._idle += 1
+            if not future.cancelled():
+                _settle(loop, future, result, error)
 
 
 def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any,

@@ -61,7 +61,7 @@ class _HangingBulk(BaseHTTPRequestHandler):
     server: _FakeServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _answer(self, body: bytes) -> None:

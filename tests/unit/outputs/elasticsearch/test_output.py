@@ -363,3 +363,37 @@ async def test_credentials_rejected_while_installing_the_template_is_a_credentia
         await output.start()
     assert output.health.credentials_rejected
     assert not output.health.ready
+
+
+async def test_a_hung_request_is_abandoned_by_cancel_and_close_without_waiting() -> None:
+    """Shutdown cancels delivery mid-request: neither that nor close may wait for the socket,
+    and the thread left behind is a daemon (the interpreter does not join it at exit)."""
+    import asyncio
+    import threading
+    import time
+
+    release, started = threading.Event(), threading.Event()
+    hung_in: list[threading.Thread] = []
+
+    def hang(sent: Sent) -> Answer:
+        hung_in.append(threading.current_thread())
+        started.set()
+        release.wait(10)
+        return created(sent)
+
+    transport = ScriptedTransport(hang)
+    output = make(transport)
+    task = asyncio.create_task(output.send(output.encode(records(2))))
+    try:
+        assert await asyncio.to_thread(started.wait, 5)
+        before = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await output.close()
+        assert time.monotonic() - before < 1.0
+        assert transport.closed
+        (thread,) = hung_in
+        assert thread.daemon and thread is not threading.main_thread()
+    finally:
+        release.set()
