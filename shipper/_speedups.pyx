@@ -23,6 +23,21 @@ from libc.string cimport memcmp, memcpy
 
 from shipper.record import Record
 
+# A Record's four slots, set directly: a call of the dataclass's Python ``__init__`` costs
+# more than the rest of a line's decoding. ``RECORD_FIELDS`` is what this assumes (a test
+# compares it with the dataclass, so a new field cannot be silently left unset).
+RECORD_FIELDS = ("body", "time_ns", "tag", "doc_id")
+cdef object _new = object.__new__
+
+
+cdef inline object _record(object body, long long time_ns, object tag, object doc_id):
+    record = _new(Record)
+    record.body = body
+    record.time_ns = time_ns
+    record.tag = tag
+    record.doc_id = doc_id
+    return record
+
 # ``timestamps.head_ns``, imported on first use: importing the tail package from here
 # would be circular (``formats`` imports this module through ``shipper.speedups``).
 cdef object head_ns = None
@@ -186,7 +201,7 @@ def decode_cri(decoder, list lines, Py_ssize_t offset, fallback):
                     PyDict_SetItem(body, K_TIME, PyUnicode_DecodeLatin1(<const char *>p, 30, NULL))
                     carry = base + frac
                     have_carry = True
-                    PyList_Append(records, Record(body, carry, tag, ids.make(start)))
+                    PyList_Append(records, _record(body, carry, tag, ids.make(start)))
                     continue
         if have_carry:
             decoder.carry_ns = carry
@@ -384,7 +399,7 @@ def decode_docker(decoder, list lines, Py_ssize_t offset, fallback):
                 PyDict_SetItem(body, K_TIME, ts)
                 carry = time_ns
                 have_carry = True
-                PyList_Append(records, Record(body, time_ns, tag, ids.make(start)))
+                PyList_Append(records, _record(body, time_ns, tag, ids.make(start)))
                 continue
             if have_carry:
                 decoder.carry_ns = carry

@@ -333,3 +333,14 @@ def test_encode_uses_the_compiled_loop_only_without_id_key() -> None:
     assert b'"_id":"r-1"' in with_key.encode(records)[0]
     assert ENCODER.encode(records) == ENCODER._encode_py(records)
     assert b'"_id":"d-1"' in ENCODER.encode(records)[0]
+
+
+@needs_compiled
+def test_the_compiled_records_set_every_field_of_record() -> None:
+    """The extension fills a Record's slots itself: it must know every field."""
+    import dataclasses
+
+    from shipper.record import Record
+
+    assert compiled is not None
+    assert tuple(f.name for f in dataclasses.fields(Record)) == compiled.RECORD_FIELDS
