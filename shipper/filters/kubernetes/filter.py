@@ -38,6 +38,8 @@ from shipper.record import Record
 
 log = logging.getLogger(__name__)
 
+#: How long ``close`` waits for the watch threads (daemons) to end.
+CLOSE_JOIN_SECS = 0.5
 NODE_NAME_ENV = ("NODE_NAME", "K8S_NODE_NAME")
 ENRICHED = "enriched"
 NOT_FOUND = "not_found"
@@ -224,7 +226,10 @@ class KubernetesMetadataFilter:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        deadline = time.monotonic() + 5.0
+        # abort() ends a watch that is reading at once; a request the API server never
+        # answered cannot be unblocked. The threads are daemons: waiting longer would only
+        # hold the process past its shutdown deadline.
+        deadline = time.monotonic() + CLOSE_JOIN_SECS
         for thread in self._threads:
             await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
 
