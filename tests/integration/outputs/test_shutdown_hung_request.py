@@ -5,7 +5,8 @@ server cannot be made to hang). ``shipper run`` is started against it with the d
 minute request timeout and ``shutdown_deadline_secs: 1``, then stopped with SIGTERM: it must
 exit within the deadline plus a small margin, having logged ``agent_stopped``. Restarted
 against the real Elasticsearch API, it then delivers every line exactly once: the abandoned
-request's chunk was never acknowledged, so the tail source reads those lines again.
+request's chunk was never settled, so the tail source reads those lines again (memory
+buffer: no ack was sent) or the chunk is still in the disk buffer.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ outputs:
     hosts: ["{url}"]
     logstash_prefix: {prefix}
     template_name: {prefix}
-    buffer: {{flush_interval_secs: 0.1, retry_initial_secs: 0.05, retry_max_secs: 0.5}}
+    buffer: {{type: {buffer}, flush_interval_secs: 0.1, retry_initial_secs: 0.05,
+              retry_max_secs: 0.5}}
 telemetry: {{listen: "127.0.0.1:0"}}
 shutdown_deadline_secs: {deadline}
 """
@@ -73,6 +75,11 @@ class _HangingBulk(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        if self.path.startswith("/api/"):  # the Kubernetes API: never answers a list
+            self.server.bulk_requests.set()
+            self.server.release.wait(120)
+            self.close_connection = True
+            return
         self._answer(_ROOT if self.path.split("?")[0] == "/" else b"{}")
 
     def do_HEAD(self) -> None:
@@ -84,7 +91,7 @@ class _HangingBulk(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
-        if "_bulk" in self.path:
+        if "_bulk" in self.path or "token=" in self.path:  # a logzio listener hangs too
             self.server.bulk_requests.set()
             self.server.release.wait(120)  # bounded: the test sets it at teardown
             self.close_connection = True
@@ -124,6 +131,24 @@ def _write_logs(logs: Path) -> None:
                     f"test\n")
 
 
+def _stop_within_deadline(proc: subprocess.Popen[bytes], server: _FakeServer,
+                          log: Path) -> float:
+    """SIGTERM once a request hangs; the seconds until the process exited (code 0)."""
+    try:
+        assert server.bulk_requests.wait(30), "the agent never sent the request that hangs"
+        time.sleep(0.5)  # the request is now in flight, well inside its timeout
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(DEADLINE_SECS + 30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert code == 0, log.read_text()[-3000:]
+    return took
+
+
 def _start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "shipper.cli", "run", "-c", str(cfg)],
                             stderr=open(log, "ab"), stdout=subprocess.DEVNULL)
@@ -151,35 +176,24 @@ def _indexed(es: SearchClient, prefix: str) -> Counter[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("buffer", ["memory", "disk"])
 def test_sigterm_during_hung_bulk_exits_in_time_then_restart_delivers_once(
-        tmp_path: Path, hanging_es: _FakeServer, es_url: str) -> None:
+        tmp_path: Path, hanging_es: _FakeServer, es_url: str, buffer: str) -> None:
     logs, state = tmp_path / "logs", tmp_path / "state"
     _write_logs(logs)
     prefix = unique_prefix()
     cfg, log = tmp_path / "shipper.yaml", tmp_path / "agent.log"
     fake_url = f"http://127.0.0.1:{hanging_es.server_address[1]}"
     cfg.write_text(CONFIG.format(state=state, logs=logs, url=fake_url, prefix=prefix,
-                                 deadline=DEADLINE_SECS))
-    proc = _start(cfg, log)
-    try:
-        assert hanging_es.bulk_requests.wait(30), "the agent never sent a bulk request"
-        time.sleep(0.5)  # the request is now in flight, well inside its 1 minute timeout
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(DEADLINE_SECS + 30)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+                                 deadline=DEADLINE_SECS, buffer=buffer))
+    took = _stop_within_deadline(_start(cfg, log), hanging_es, log)
     events = _events(log)
-    assert code == 0, log.read_text()[-3000:]
     assert took < DEADLINE_SECS + MARGIN_SECS, f"exited {took:.1f} s after SIGTERM"
     assert "agent_stopped" in events
     assert "agent_exit_forced" not in events  # the output's threads never needed forcing
 
     cfg.write_text(CONFIG.format(state=state, logs=logs, url=es_url, prefix=prefix,
-                                 deadline=10))
+                                 deadline=10, buffer=buffer))
     es = SearchClient(es_url)
     proc = _start(cfg, log)
     try:
@@ -204,3 +218,33 @@ def test_sigterm_during_hung_bulk_exits_in_time_then_restart_delivers_once(
     seen = _indexed(es, prefix)
     assert sorted(seen) == list(range(LINES)), f"missing or unparsed: {LINES - len(seen)}"
     assert set(seen.values()) == {1}, {k: v for k, v in seen.items() if v != 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hangs", ["logzio listener", "kubernetes API"])
+def test_sigterm_exits_in_time_whatever_else_hangs(tmp_path: Path, hanging_es: _FakeServer,
+                                                   hangs: str) -> None:
+    """The logzio output's request, or a Kubernetes watch the API server never answers."""
+    logs = tmp_path / "logs"
+    _write_logs(logs)
+    url = f"http://127.0.0.1:{hanging_es.server_address[1]}"
+    text = CONFIG.format(state=tmp_path / "state", logs=logs, url=url, prefix=unique_prefix(),
+                         deadline=DEADLINE_SECS, buffer="memory")
+    if hangs == "logzio listener":
+        es_block = text[text.index("  es:\n"):text.index("    buffer:")]
+        text = text.replace(es_block, "  lz:\n    type: logzio\n"
+                            f"    listener: {url}\n    allow_insecure: true\n"
+                            "    token: abcdefghijklmnopqrstuvwxyzabcdef\n")
+    else:
+        text = text.replace("outputs:", f"""filters:
+  k8s:
+    type: kubernetes_metadata
+    kubernetes_url: "{url}"
+    node_name: n1
+    initial_sync_timeout_secs: 0.2
+outputs:""")
+    cfg, log = tmp_path / "shipper.yaml", tmp_path / "agent.log"
+    cfg.write_text(text)
+    took = _stop_within_deadline(_start(cfg, log), hanging_es, log)
+    assert took < DEADLINE_SECS + MARGIN_SECS, f"exited {took:.1f} s after SIGTERM"
+    assert "agent_stopped" in _events(log)
