@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ from shipper.tap.hub import Tap
 from shipper.telemetry import TelemetryServer
 
 log = logging.getLogger(__name__)
+#: How long closing (final fsync, checkpoints, connections) may take past the deadline.
+CLOSE_GRACE_SECS = 1.0
 
 SOURCE_TYPES: dict[str, type] = {"tail": TailConfig, "forward": ForwardConfig}
 OUTPUT_TYPES: dict[str, type] = {"elasticsearch": ElasticsearchConfig, "stdout": StdoutConfig,
@@ -239,24 +241,28 @@ class Agent:
         for unit in self.units.values():
             unit.buffer.close()
         await _wait_until(deliveries, deadline)
-        for unit in self.units.values():  # a disk buffer's final fsync releases the last acks
+        # Closing is bounded too: a hung disk (final fsync, checkpoint write) or connection
+        # must not keep the process past the deadline. A step cut short persists less, which
+        # is safe: what was not acknowledged is read again at the next start.
+        closing = max(deadline, time.monotonic()) + CLOSE_GRACE_SECS
+        for name, unit in self.units.items():  # a disk buffer's final fsync releases acks
             try:
-                await unit.buffer.shutdown()
+                await _bounded(unit.buffer.shutdown(), closing, f"buffer {name}")
             except Exception:
                 log.exception("could not persist the buffer",
                               extra={"event": "buffer_close_failed"})
         undelivered = sum(u.buffer.bytes_used for u in self.units.values())
         for s in self.sources:
             try:
-                await s.close()
+                await _bounded(s.close(), closing, f"source {s.name}")
             except Exception:
                 log.exception("could not persist final progress",
                               extra={"event": "source_close_failed", "source": s.name})
-        for unit in self.units.values():
+        for name, unit in self.units.items():
             with contextlib.suppress(Exception):
-                await unit.output.close()
-        await _close_filters(self.filters)
-        await self.telemetry.close()
+                await _bounded(unit.output.close(), closing, f"output {name}")
+        await _bounded(_close_filters(self.filters), closing, "filters")
+        await _bounded(self.telemetry.close(), closing, "telemetry")
         log.info("agent stopped", extra={"event": "agent_stopped",
                                          "undelivered_bytes": undelivered,
                                          # not acknowledged: read again at the next start
@@ -276,6 +282,15 @@ async def _start_filters(filters: list[Filter]) -> None:
     except BaseException:
         await _close_filters(started)
         raise
+
+
+async def _bounded(step: Coroutine[Any, Any, None], until: float, what: str) -> None:
+    """Await a shutdown step until ``until`` (monotonic); past it, cancel it and say so."""
+    try:
+        await asyncio.wait_for(step, timeout=max(0.05, until - time.monotonic()))
+    except TimeoutError:
+        log.warning("%s did not close in time; stopping without it", what,
+                    extra={"event": "shutdown_step_timeout", "step": what})
 
 
 async def _close_filters(filters: list[Filter]) -> None:
