@@ -150,6 +150,24 @@ class FileTable:
                 link([current, *adopted, reader])
             else:
                 self.recovery.restarted_between(current.lineage, lineage, path)
+        elif not first_sight:
+            # The path was missing for a while (renamed away before its new file was
+            # created, or a restart adopted the rotated generation from its checkpoint
+            # before the new file existed): that generation still waits for a successor.
+            previous = self._awaiting_successor(lineage, reader)
+            if previous is not None:
+                link([previous, reader])
+
+    def _awaiting_successor(self, lineage: str, reader: FileReader) -> FileReader | None:
+        """The youngest drained generation of ``lineage`` that has not handed over yet and
+        has no successor: the new ``reader`` continues its open messages."""
+        found = None
+        for other in self.by_lineage.get(lineage, ()):
+            if (other is not reader and not other.closed and not other.given_up
+                    and other.draining_since is not None and other.successor is None
+                    and not other.handed_over):
+                found = other
+        return found
 
     def drain(self, reader: FileReader, kind: str) -> None:
         """The reader's file is no longer its path's current file: read it to its end."""

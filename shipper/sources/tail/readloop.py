@@ -221,6 +221,7 @@ class ReadLoop:
             idle = self.idle(reader)
             if (reader.draining_since is not None and not reader.handed_over
                     and not _waits(reader)
+                    and not _awaits_successor(reader, now, cfg.rotate_wait_secs)
                     and (reader.identity is None or (reader.eof and _at_end(reader)))):
                 self._hand_over(reader)
                 worked = True
@@ -290,6 +291,15 @@ def _at_end(reader: FileReader) -> bool:
         reader.eof = False
         return False
     return True
+
+
+def _awaits_successor(reader: FileReader, now: float, wait: float) -> bool:
+    """A generation rotated away with open messages and no next generation yet (its path
+    was renamed before the new file was created, or a restart adopted it from its
+    checkpoint before the new file existed): the new file may still continue them, so the
+    hand-over waits for it, at most ``rotate_wait_secs``; then they are shipped as they are."""
+    return (reader.successor is None and reader.pending and reader.draining_since is not None
+            and now - reader.draining_since < wait)
 
 
 def _waits(reader: FileReader) -> bool:
