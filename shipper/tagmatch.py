@@ -46,10 +46,27 @@ def _pattern_to_regex(pattern: str) -> str:
     return "".join(pieces)
 
 
+def collapse_globstars(patterns: str) -> str:
+    """Each run of ``**`` parts as one ``**``: zero or more parts twice is zero or more parts.
+
+    Fluentd matches ``**.**.z0`` like ``**.z0`` (``a.z0`` included); compiling the run as
+    written both missed such tags and made the regex backtrack exponentially.
+    """
+    out = []
+    for single in patterns.split():
+        parts: list[str] = []
+        for part in single.split("."):
+            if part == "**" and parts and parts[-1] == "**":
+                continue
+            parts.append(part)
+        out.append(".".join(parts))
+    return " ".join(out)
+
+
 @lru_cache(maxsize=256)
 def compile_tag_pattern(patterns: str) -> re.Pattern[str]:
     """Compile a space-separated list of Fluentd tag patterns into one anchored regex."""
-    parts = patterns.split()
+    parts = collapse_globstars(patterns).split()
     if not parts:
         raise ValueError("empty tag pattern")
     return re.compile("^(?:" + "|".join(_pattern_to_regex(p) for p in parts) + ")$")

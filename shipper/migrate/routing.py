@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from shipper.migrate.files import expand_braces
 from shipper.migrate.model import Section
 from shipper.migrate.reader import Conversion
-from shipper.tagmatch import compile_tag_pattern
+from shipper.tagmatch import collapse_globstars, compile_tag_pattern
 
 MAX_SAMPLES = 256
 
@@ -45,7 +45,7 @@ def pattern_of(section: Section, conv: Conversion) -> str:
 
 def _samples(pattern: str) -> list[str]:
     tags: list[str] = []
-    for single in pattern.split():
+    for single in collapse_globstars(pattern).split():
         options: list[list[str]] = []
         for part in single.split("."):
             if part == "**":
@@ -100,44 +100,39 @@ def _tag_parts(tag: str) -> list[str]:
 def _single_patterns(pattern: str) -> list[list[str]]:
     """Each space-separated pattern with its ``{a,b}`` expanded, as trie keys."""
     out = []
-    for single in pattern.split():
+    for single in collapse_globstars(pattern).split():
         for alternative in expand_braces(single):
             out.append([_kind(p) for p in alternative.split(".")])
     return out
 
 
-def _patterns_matching(node: _Node, parts: list[str], i: int, out: list[tuple[int, str]]) -> None:
-    """Collect the patterns of the trie that may match the tag ``parts`` (a superset)."""
+def _patterns_matching(node: _Node, parts: list[str], i: int, out: list[tuple[int, str]],
+                       seen: set[tuple[int, int]]) -> None:
+    """Collect the patterns of the trie that may match the tag ``parts`` (a superset).
+
+    ``seen`` holds the (node, position) states already walked: several ``**`` in a pattern
+    reach the same state by many paths, and walking each path again is exponential.
+    """
+    state = (id(node), i)
+    if state in seen:
+        return
+    seen.add(state)
     if i == len(parts):
         out.extend(node.ends)
     else:
         for key in (parts[i], "*"):
             child = node.children.get(key)
             if child is not None:
-                _patterns_matching(child, parts, i + 1, out)
+                _patterns_matching(child, parts, i + 1, out, seen)
     globstar = node.children.get("**")
     if globstar is not None:
         for j in range(i, len(parts) + 1):
-            _patterns_matching(globstar, parts, j, out)
+            _patterns_matching(globstar, parts, j, out, seen)
 
 
-def _tags_matched(node: _Node, keys: list[str], i: int, out: list[tuple[int, str]]) -> None:
-    """Collect the sample tags of the trie the pattern ``keys`` may match (a superset)."""
-    if i == len(keys):
-        out.extend(node.ends)
-        return
-    key = keys[i]
-    if key == "**":
-        _tags_matched(node, keys, i + 1, out)  # zero parts
-        for child in node.children.values():
-            _tags_matched(child, keys, i, out)  # one more part
-    elif key == "*":
-        for child in node.children.values():
-            _tags_matched(child, keys, i + 1, out)
-    else:
-        exact = node.children.get(key)
-        if exact is not None:
-            _tags_matched(exact, keys, i + 1, out)
+def _literals(keys: list[str]) -> list[str]:
+    """The parts every tag a pattern matches must contain as whole parts."""
+    return [k for k in keys if k and k not in ("*", "**")]
 
 
 @dataclass
@@ -145,15 +140,22 @@ class Scope:
     """The ``<match>`` sections seen so far in one label (or the top level).
 
     Finding the first earlier ``<match>`` that overlaps a new pattern is the same question as
-    ``overlap`` asks, but answered from two tries (the earlier patterns; their sample tags)
-    so a config with thousands of sections is checked in about linear time instead of
-    comparing every pair. Candidates from the tries are confirmed with the real matcher.
+    ``overlap`` asks, answered from two indexes instead of comparing every pair: a trie of the
+    earlier patterns (which of them match a sample tag of the new pattern) and, for the other
+    direction, the earlier matches listed under each part of their sample tags (a tag the
+    new pattern matches holds every literal part of it, so only the matches listed under its
+    rarest literal part need a look). Candidates are confirmed with the real matcher, earliest
+    first, so the answer is the pairwise one and the work stays about linear in the config.
     """
 
     matches: list[tuple[str, Section]] = field(default_factory=list)
     _regexes: list[re.Pattern[str] | None] = field(default_factory=list)
     _patterns: _Node = field(default_factory=_Node)
-    _samples: _Node = field(default_factory=_Node)
+    _sample_tags: list[list[str]] = field(default_factory=list)
+    _by_part: dict[str, list[int]] = field(default_factory=dict)
+
+    def _matches_a_sample_of(self, regex: re.Pattern[str], order: int) -> bool:
+        return any(regex.match(tag) for tag in self._sample_tags[order])
 
     def first_overlap(self, pattern: str) -> Section | None:
         """The earliest ``<match>`` of this scope that may take records ``pattern`` matches."""
@@ -161,21 +163,33 @@ class Scope:
             regex = compile_tag_pattern(pattern)
         except ValueError:
             return None
-        candidates: list[tuple[int, str]] = []
         samples = _samples(pattern)
+        best = len(self.matches)
+        # Earlier patterns that match a sample tag of the new one.
+        candidates: list[tuple[int, str]] = []
         for tag in samples:
-            _patterns_matching(self._patterns, _tag_parts(tag), 0, candidates)
-        for keys in _single_patterns(pattern):
-            _tags_matched(self._samples, keys, 0, candidates)
-        for order, sample in sorted(set(candidates)):
+            _patterns_matching(self._patterns, _tag_parts(tag), 0, candidates, set())
+        for order in sorted({order for order, _ in candidates}):
             earlier = self._regexes[order]
-            if earlier is None:
-                continue
-            if sample and regex.match(sample):
-                return self.matches[order][1]
-            if any(earlier.match(tag) for tag in samples):
-                return self.matches[order][1]
-        return None
+            if earlier is not None and any(earlier.match(tag) for tag in samples):
+                best = order
+                break
+        # Earlier patterns one of whose sample tags the new pattern matches.
+        orders: set[int] = set()
+        for keys in _single_patterns(pattern):
+            literals = _literals(keys)
+            if not literals:
+                orders = set(range(best))
+                break
+            rarest = min(literals, key=lambda part: len(self._by_part.get(part, ())))
+            orders.update(o for o in self._by_part.get(rarest, ()) if o < best)
+        for order in sorted(orders):
+            if order >= best:
+                break
+            if self._regexes[order] is not None and self._matches_a_sample_of(regex, order):
+                best = order
+                break
+        return self.matches[best][1] if best < len(self.matches) else None
 
     def check_output(self, pattern: str, section: Section, conv: Conversion) -> None:
         """Warn when an earlier ``<match>`` may take records this one now also receives."""
@@ -199,6 +213,8 @@ class Scope:
     def add(self, pattern: str, section: Section) -> None:
         order = len(self.matches)
         self.matches.append((pattern, section))
+        tags = _samples(pattern)
+        self._sample_tags.append(tags)
         try:
             self._regexes.append(compile_tag_pattern(pattern))
         except ValueError:
@@ -206,5 +222,5 @@ class Scope:
             return
         for keys in _single_patterns(pattern):
             self._patterns.insert(keys, (order, ""))
-        for tag in _samples(pattern):
-            self._samples.insert(_tag_parts(tag), (order, tag))
+        for part in {part for tag in tags for part in _tag_parts(tag)}:
+            self._by_part.setdefault(part, []).append(order)

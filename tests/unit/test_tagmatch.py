@@ -17,6 +17,17 @@ from shipper.tagmatch import compile_tag_pattern
     ("app.{web,api}", "app.api", True),
     ("app.{web,api}", "app.db", False),
     ("foo bar.*", "bar.x", True),
+    ("**.**.z0", "a.z0", True),  # a run of ** is one **, as in Fluentd
+    ("**.**.z0", "z0", True),
+    ("a.**.**.z", "a.z", True),
+    ("a.**.**", "a", True),
+    ("**.**.z0", "a.z1", False),
 ])
 def test_fluentd_match_semantics(pattern, tag, expected):
     assert bool(compile_tag_pattern(pattern).match(tag)) is expected
+
+
+def test_a_long_run_of_globstars_compiles_and_fails_fast():
+    regex = compile_tag_pattern(".".join(["**"] * 40) + ".z0")
+    assert regex.match("a." * 30 + "z1") is None
+    assert regex.match("a." * 30 + "z0")
