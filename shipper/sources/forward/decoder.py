@@ -378,7 +378,7 @@ FLUSH = object()
 """Yielded between entries by ``iter_packed`` every ``FLUSH_BYTES`` of entries: the
 converter ends its batch there, so one batch never holds the objects of more than about
 that many encoded bytes (plus one record), whatever the record count."""
-FLUSH_BYTES = 1 << 20
+FLUSH_BYTES = 512 * 1024
 
 
 def iter_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD) -> Iterator[Any]:

@@ -230,7 +230,8 @@ class EventConverter:
         return self._prefix + sanitize_tag(client_tag)
 
     def batches(self, request: Request, max_records: int) -> Iterator[list[Record]]:
-        """Records of ``request`` in lists of at most ``max_records``, decoded lazily."""
+        """Records of ``request`` in lists of at most ``max_records``, decoded lazily; a list
+        also ends at each ``FLUSH`` marker (and may then be empty)."""
         signal = request.option.get("fluent_signal")
         if signal in (1, 2):
             # Metrics or traces (protocol v1.5): not log records; acknowledged, not stored.
@@ -255,9 +256,10 @@ class EventConverter:
             if type(entry) is not list or len(entry) < 2:
                 if entry is FLUSH:  # end the batch here: it holds enough decoded bytes
                     skew += 1  # markers take no document index
-                    if out:
-                        yield out
-                        out = []
+                    # yielded even when empty, so the caller can let the event loop run
+                    # while a payload of skipped events is decoded
+                    yield out
+                    out = []
                     continue
                 self.skipped["invalid_event"] += 1
                 continue

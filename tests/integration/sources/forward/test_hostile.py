@@ -394,8 +394,9 @@ async def test_many_tiny_values_close_the_connection_while_others_are_served(
     if attack == "forward":
         frame = b"\x92\xa1t\x98" + (b"\x92\x01" + _empty_maps(1 << 17)) * 8
     else:
-        each = 1 << 20 if attack == "gzip_header" else 60_000
-        entry = b"\x92\xce" + now + b"\xdd" + (60).to_bytes(4, "big") + _empty_maps(each) * 60
+        each, arrays = (1 << 20, 2) if attack == "gzip_header" else (60_000, 60)
+        entry = (b"\x92\xce" + now + b"\xdd" + arrays.to_bytes(4, "big")
+                 + _empty_maps(each) * arrays)
         frame = msgpack.packb(["bomb.t", gzip.compress(entry, 6),
                                {"compressed": "gzip", "chunk": "bombchunk"}], use_bin_type=True)
     async with running(max_values_per_request=1 << 18) as srv:
@@ -406,3 +407,24 @@ async def test_many_tiny_values_close_the_connection_while_others_are_served(
         writer.close()
         assert closes(srv, "too_many_values") == 1
         assert [r.tag for r in srv.collector.records] == ["good"]
+
+
+async def test_a_payload_of_many_events_of_tiny_values_does_not_stall_other_clients() -> None:
+    """Each event is under the value bound (so the request is decoded), but the payload is
+    millions of empty maps: it is decoded in slices, and a good client is acked meanwhile."""
+    entry = b"\x92\x01" + _empty_maps(50_000)  # a record that is not a map: skipped
+    frame = msgpack.packb(["bomb.t", gzip.compress(entry * 200, 6),
+                           {"compressed": "gzip", "chunk": "many"}], use_bin_type=True)
+    async with running() as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(frame)
+        attack_acked = asyncio.create_task(read_replies(reader, 1, timeout=15.0))
+        served = 0
+        while not attack_acked.done() and served < 100:  # each within 1 s, all along
+            await good_client_is_served(srv, f"good{served}", timeout=1.0)
+            served += 1
+        assert await attack_acked == [{"ack": "many"}]
+        writer.close()
+        assert served >= 2
+        assert srv.counter("shipper_forward_events_skipped_total", reason="invalid_event") == 200
+        assert {r.tag for r in srv.collector.records} == {"good"}

@@ -382,14 +382,47 @@ def test_flush_markers_split_large_payloads_and_keep_document_ids() -> None:
 
     entries = [[1_700_000_000, {"log": "x" * 1000, "i": i}] for i in range(3000)]
     blob = b"".join(msgpack.packb(e) for e in entries)
-    assert len(blob) > 2 * FLUSH_BYTES
+    assert len(blob) > 4 * FLUSH_BYTES
     decoded = list(iter_packed(blob))
-    assert sum(1 for e in decoded if e is FLUSH) == len(blob) // FLUSH_BYTES
+    markers = sum(1 for e in decoded if e is FLUSH)
+    assert len(blob) // FLUSH_BYTES <= markers <= len(blob) // FLUSH_BYTES + 1
     assert [e for e in decoded if e is not FLUSH] == entries
     frame = msgpack.packb(["t", blob, {"chunk": "c"}], use_bin_type=True)
     request = parse_request(unpack_frame(frame), frame, 64 * MB)
     batches = list(EventConverter(None, None, {}).batches(request, 2000))
-    assert len(batches) == 3
+    assert len(batches) == markers + 1
+    for batch in batches:
+        encoded = sum(len(msgpack.packb([1_700_000_000, r.body])) for r in batch)
+        assert 0 < encoded <= FLUSH_BYTES
     records = [r for b in batches for r in b]
     assert [r.body["i"] for r in records] == list(range(3000))
     assert records[-1].doc_id is not None and records[-1].doc_id.endswith(f"-{2999:x}")
+
+
+def test_a_payload_of_skipped_events_still_ends_a_batch_at_each_marker() -> None:
+    """Events that are all invalid make no records, but the caller still gets an (empty)
+    batch every FLUSH_BYTES to let the event loop run between slices."""
+    from shipper.sources.forward.events import EventConverter
+
+    entry = b"\x92\x01" + _empty_maps(50_000)  # a record that is not a map: skipped
+    frame = msgpack.packb(["t", entry * 40], use_bin_type=True)
+    request = parse_request(unpack_frame(frame), frame, 64 * MB)
+    converter = EventConverter(None, None, {})
+    batches = list(converter.batches(request, 2000))
+    assert batches and all(b == [] for b in batches)
+    assert len(batches) >= 3
+    assert converter.skipped["invalid_event"] == 40
+
+
+def test_a_large_forward_frame_is_refused_with_bounded_memory() -> None:
+    frame = b"\x92\xa1t\x98" + (b"\x92\x01" + _empty_maps(1 << 17)) * 8  # 1 Mi empty maps
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputProtocolError) as err:
+            unpack_frame(frame, max_values=1 << 17)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.reason == "too_many_values"
+    # ~2 * 128 Ki objects of ~64 bytes, not the ~70 MB the whole frame decodes to
+    assert peak < 24 * MB, peak
