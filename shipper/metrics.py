@@ -68,6 +68,10 @@ class Metrics:
         self.lost_bytes = Counter(
             "shipper_lost_bytes", "Bytes that could not be read (rotated/deleted first)",
             ["source", "reason"], registry=r)
+        self.unconfirmed_bytes = Counter(
+            "shipper_unconfirmed_bytes", "Bytes sent but never acknowledged before a "
+            "restart whose file could not be read again (maybe delivered, maybe not)",
+            ["source", "reason"], registry=r)
         self.records_delivered = Counter(
             "shipper_records_delivered", "Records an output accepted", ["output"], registry=r)
         self.records_duplicate = Counter(
@@ -218,6 +222,7 @@ class Metrics:
         """Export a tail source's loss and checkpoint-failure counters at zero."""
         for reason in LOST_BYTES_REASONS:
             self.lost_bytes.labels(source, reason)
+            self.unconfirmed_bytes.labels(source, reason)
         for op in CHECKPOINT_OPS:
             self.checkpoint_storage_errors.labels(source, op)
 

@@ -68,6 +68,10 @@ class Entry:
     # with: the time of the last timestamped line before ``offset``, or when the file was
     # first seen (see ``decoding``). 0: unknown (written by an older version).
     time_ns: int = 0
+    # How far records were handed to the pipeline (maybe delivered, not acknowledged): a
+    # restart that can no longer read ``offset..sent`` (compressed, deleted) reports those
+    # bytes as unconfirmed, not lost.
+    sent: int = 0
 
     @property
     def index_key(self) -> _IndexKey:

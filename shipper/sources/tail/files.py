@@ -313,6 +313,18 @@ class FileTable:
                     reason, extra={"event": "tail_bytes_lost", "source": self.name,
                                    "reason": reason, "bytes": nbytes, "path": path})
 
+    def unconfirmed(self, reason: str, nbytes: int, path: str) -> None:
+        """Count bytes sent before a restart, never acknowledged, that can no longer be read
+        again: maybe delivered, maybe not (the previous run was killed in between)."""
+        if nbytes <= 0:
+            return
+        self._metrics.unconfirmed_bytes.labels(self.name, reason).inc(nbytes)
+        log.warning("tail %s: %d bytes of %s were sent before the restart but never "
+                    "acknowledged, and cannot be read again (%s): maybe not delivered",
+                    self.name, nbytes, path, reason,
+                    extra={"event": "tail_bytes_unconfirmed", "source": self.name,
+                           "reason": reason, "bytes": nbytes, "path": path})
+
     def expire(self, reader: FileReader) -> None:
         """A deleted file held for ``deleted_file_timeout_secs``: free its disk space now and
         count what it still held. What was read stays in memory and is shipped."""

@@ -86,6 +86,9 @@ class Plan:
     # claims whose data is gone: (token, size of the compressed content, its path); the
     # caller counts ``size - offset`` (it knows whether the incomplete last line counts)
     orphaned: list[tuple[object, int, str]] = field(default_factory=list)
+    # reason, bytes, path: sent before a restart but never acknowledged, and no longer
+    # readable: maybe delivered (an agent killed between delivery and checkpoint cannot know)
+    unconfirmed: list[tuple[str, int, str]] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)  # checkpoint identities settled
     handled: set[str] = field(default_factory=set)
 
@@ -234,7 +237,7 @@ def classify(generations: list[Generation], handled: set[str] | None,
             entry = _take_entry(unused, fp, gen)
             if entry is not None and entry[1].gone:  # given up before: count only its rest
                 plan.remove.append(entry[0])
-                _lose(plan, DELETED, entry[1].size - entry[1].offset, entry[1].path)
+                _unread(plan, DELETED, entry[1].size, entry[1], entry[1].path)
             elif entry is not None:
                 plan.adopt.append((gen, entry))
             elif fp not in known and not first_sight:
@@ -251,7 +254,7 @@ def classify(generations: list[Generation], handled: set[str] | None,
         elif entry is not None:
             plan.remove.append(entry[0])
             size = entry[1].size if entry[1].gone else gen.size
-            _lose(plan, COMPRESSED, size - entry[1].offset, gen.path)
+            _unread(plan, COMPRESSED, size, entry[1], gen.path)
         elif fp not in known and not first_sight:
             _lose(plan, COMPRESSED, gen.size, gen.path)
         known.add(fp)
@@ -264,7 +267,7 @@ def classify(generations: list[Generation], handled: set[str] | None,
             continue  # a stale duplicate of a file being read: nothing is lost
         # Same inode with other content (or a first line not even complete): truncated.
         reason = DELETED if claim is None else TRUNCATED
-        _lose(plan, reason, left.size - left.offset, left.path)
+        _unread(plan, reason, left.size, left, left.path)
     claimed = {c.fingerprint for c in claims if c.fingerprint}
     plan.handled = (known | claimed) & (present | claimed)
     return plan
@@ -289,6 +292,17 @@ def _take_entry(entries: dict[str, Entry], fp: str, gen: Generation | None,
 
 def _on_disk(claim: Claim, generations: list[Generation]) -> bool:
     return any((g.dev, g.ino) == (claim.dev, claim.ino) for g in generations)
+
+
+def _unread(plan: Plan, reason: str, size: int, entry: Entry, path: str) -> None:
+    """The bytes of a checkpointed file that can no longer be read: ``offset..sent`` were
+    handed to the pipeline before the restart and may have been delivered (their
+    acknowledgement, or its save, was lost with the previous run): unconfirmed; the rest
+    was never sent: lost."""
+    sent = min(max(entry.sent, entry.offset), size)
+    if sent > entry.offset:
+        plan.unconfirmed.append((reason, sent - entry.offset, path))
+    _lose(plan, reason, size - sent, path)
 
 
 def _lose(plan: Plan, reason: str, nbytes: int, path: str) -> None:

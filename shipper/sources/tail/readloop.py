@@ -150,6 +150,13 @@ class ReadLoop:
             await emit(Batch(chunk.records, group, self.name))
         finally:
             self.paused += self.clock() - started
+        entry = self.store.entries.get(identity)
+        if entry is not None and chunk.safe_offset > entry.sent:
+            # Handed to the pipeline: maybe delivered from now on. Saved with the next
+            # checkpoint write, so a restart that cannot read these bytes again (compressed
+            # or deleted meanwhile) tells "maybe delivered" from "never sent".
+            entry.sent = chunk.safe_offset
+            self.store.dirty = True
         # When no buffer is full, ``emit`` never suspends, and one pass over a backlog of
         # many files can take seconds: hand the loop over after every batch so delivery,
         # acknowledgements, telemetry probes and the metadata watch keep running.

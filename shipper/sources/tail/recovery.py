@@ -91,6 +91,8 @@ class Recovery:
             self.t.store.remove(identity)
         for reason, nbytes, where in plan.lost:
             self.t.lose(reason, nbytes, where)
+        for reason, nbytes, where in plan.unconfirmed:
+            self.t.unconfirmed(reason, nbytes, where)
         for token, size, where in plan.orphaned:
             assert isinstance(token, FileReader)
             self.t.abandon(token, lin.COMPRESSED, size, where)

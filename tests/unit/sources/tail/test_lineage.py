@@ -172,3 +172,33 @@ def test_a_given_up_entry_only_counts_what_it_held_in_memory() -> None:
     gone.gone = True
     plan = classify([plain("A", 10, size=100)], {FP["A"]}, [], [(ident, gone)])
     assert plan.adopt == [] and plan.lost == [(DELETED, 10, "/c/x.log")]
+
+
+def test_bytes_sent_but_unacknowledged_before_a_restart_are_unconfirmed_not_lost() -> None:
+    # The previous run read and sent the whole file; its acknowledgements (or their save)
+    # were lost with a SIGKILL. Compressed while down: nothing is known lost.
+    ident, saved = entry("A", 10, offset=0)
+    saved.sent = 100
+    plan = classify([gz("A", 99, size=100)], {FP["A"]}, [], [(ident, saved)])
+    assert plan.lost == []
+    assert plan.unconfirmed == [(COMPRESSED, 100, "/p/0.log.A.gz")]
+    assert plan.remove == ["id-A"]
+
+
+def test_only_what_was_never_sent_is_lost() -> None:
+    ident, saved = entry("A", 10, offset=30)
+    saved.sent = 80
+    plan = classify([gz("A", 99, size=100)], {FP["A"]}, [], [(ident, saved)])
+    assert plan.lost == [(COMPRESSED, 20, "/p/0.log.A.gz")]
+    assert plan.unconfirmed == [(COMPRESSED, 50, "/p/0.log.A.gz")]
+    ident, saved = entry("A", 10, offset=30, size=90)  # vanished while down
+    saved.sent = 50
+    plan = classify([], {FP["A"]}, [], [(ident, saved)])
+    assert plan.lost == [(DELETED, 40, "/c/x.log")]
+    assert plan.unconfirmed == [(DELETED, 20, "/c/x.log")]
+
+
+def test_a_sent_offset_behind_the_checkpoint_changes_nothing() -> None:
+    # Written by an older version (no ``sent``), or acknowledged past it: all exact.
+    plan = classify([gz("A", 99, size=100)], {FP["A"]}, [], [entry("A", 10, offset=30)])
+    assert plan.lost == [(COMPRESSED, 70, "/p/0.log.A.gz")] and plan.unconfirmed == []
