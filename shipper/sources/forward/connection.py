@@ -354,10 +354,10 @@ class Connection:
             # other connections keep being served and acked meanwhile.
             request = await asyncio.to_thread(
                 parse_request, message, raw, cfg.max_decompressed_bytes,
-                cfg.max_values_per_record)
+                cfg.max_values_per_record, cfg.max_frame_bytes)
         else:
             request = parse_request(message, raw, cfg.max_decompressed_bytes,
-                                    cfg.max_values_per_record)
+                                    cfg.max_values_per_record, cfg.max_frame_bytes)
         chunk = request.chunk
         parent: AckGroup | None = None
         if chunk is not None:

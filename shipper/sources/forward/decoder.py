@@ -381,13 +381,14 @@ that many encoded bytes (plus one record), whatever the record count."""
 FLUSH_BYTES = 512 * 1024
 
 
-def iter_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD) -> Iterator[Any]:
+def iter_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
+                max_event_bytes: int | None = None) -> Iterator[Any]:
     """Entries of a MessagePackEventStream, decoded lazily (see ``scan_packed``)."""
-    return scan_packed(blob, max_values)
+    return scan_packed(blob, max_values, max_event_bytes)
 
 
-def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD
-                ) -> Iterator[Any]:
+def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
+                max_event_bytes: int | None = None) -> Iterator[Any]:
     """Check the entries of a MessagePackEventStream now; return an iterator decoding them.
 
     One linear pass skips the entries (no objects built) to find where the last complete one
@@ -398,8 +399,11 @@ def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD
     trace) is decoded with a value budget, so an entry of many tiny values (an empty map is
     one byte on the wire, ~64 bytes as a Python object) is refused as ``too_many_values``
     after building at most about ``2 * max_values`` objects. ``FLUSH`` markers are
-    interleaved every ``FLUSH_BYTES`` of entries. Entries before a malformed one are still
-    yielded, then the error is raised.
+    interleaved every ``FLUSH_BYTES`` of entries. An entry longer than ``max_event_bytes``
+    (the connection passes ``max_frame_bytes``: no event of the other modes can be larger)
+    is refused as ``event_too_large``, so one inflated payload cannot become one document of
+    tens of MB. Entries before a malformed or refused one are still yielded, then the error
+    is raised.
     """
     if not blob:
         return iter(())
@@ -413,6 +417,7 @@ def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD
     since_flush = 0
     # (entry index, start, end or -1 for a flush before that entry), in order
     events: list[tuple[int, int, int]] = []
+    gate = max_values if max_event_bytes is None else min(max_values, max_event_bytes)
     while True:
         try:
             framer.skip()
@@ -433,8 +438,13 @@ def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD
             events.append((index, 0, -1))
             since_flush = 0
         since_flush += span
-        if span > max_values:
-            events.append((index, complete, end))
+        if span > gate:
+            if max_event_bytes is not None and span > max_event_bytes:
+                error = InputProtocolError(
+                    "event_too_large", f"an event is larger than {max_event_bytes} bytes")
+                break
+            if span > max_values:
+                events.append((index, complete, end))
         complete = end
         index += 1
     del framer  # its copy of the blob; the decoder below makes its own
@@ -483,11 +493,12 @@ def _text(value: Any, what: str) -> str:
 
 
 def parse_request(message: list[Any], raw: bytes, max_decompressed: int,
-                  max_values: int = DEFAULT_MAX_VALUES_PER_RECORD) -> Request:
+                  max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
+                  max_event_bytes: int | None = None) -> Request:
     """Recognise the carrier mode by the type of the second element (spec §1.2).
 
     PackedForward entries are inflated and checked here (``scan_packed``) and decoded
-    lazily; ``max_values`` bounds the values of one event."""
+    lazily; ``max_values`` bounds the values of one event, ``max_event_bytes`` its size."""
     if len(message) < 2:
         raise _malformed(f"a request needs a tag and events, got {len(message)} element(s)")
     tag = _text(message[0], "the tag")
@@ -499,10 +510,12 @@ def parse_request(message: list[Any], raw: bytes, max_decompressed: int,
         if isinstance(compressed, bytes):
             compressed = compressed.decode("ascii", "replace")
         if compressed in (None, "text"):
-            return Request(tag, "packed", scan_packed(blob, max_values), option, raw, True)
+            return Request(tag, "packed", scan_packed(blob, max_values, max_event_bytes),
+                           option, raw, True)
         if compressed == "gzip":
             return Request(tag, "compressed",
-                           scan_packed(gunzip(blob, max_decompressed), max_values),
+                           scan_packed(gunzip(blob, max_decompressed), max_values,
+                                       max_event_bytes),
                            option, raw, True)
         raise InputProtocolError("unsupported_compression",
                                  f"unsupported compression {compressed!r} (text or gzip)")

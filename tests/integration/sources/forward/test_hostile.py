@@ -428,3 +428,19 @@ async def test_a_payload_of_many_events_of_tiny_values_does_not_stall_other_clie
         assert served >= 2
         assert srv.counter("shipper_forward_events_skipped_total", reason="invalid_event") == 200
         assert {r.tag for r in srv.collector.records} == {"good"}
+
+
+async def test_a_compressed_event_larger_than_a_frame_closes_the_connection() -> None:
+    """No event of a CompressedPackedForward may be larger than max_frame_bytes, as in the
+    other modes: one small gzip request cannot become one huge document."""
+    good = msgpack.packb([1_700_000_000, {"log": "ok"}])
+    huge = msgpack.packb([1_700_000_000, {"log": "x" * 200_000}])
+    async with running(max_frame_bytes=64 * 1024, max_decompressed_bytes=1 << 20) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(msgpack.packb(["t", gzip.compress(good + huge), {"compressed": "gzip",
+                                                                        "chunk": "big"}],
+                                   use_bin_type=True))
+        assert await closed_by_server(reader) == b""  # no ack: the client resends elsewhere
+        writer.close()
+        assert closes(srv, "event_too_large") == 1
+        assert all(len(r.body["log"]) < 100 for r in srv.collector.records)

@@ -426,3 +426,22 @@ def test_a_large_forward_frame_is_refused_with_bounded_memory() -> None:
     assert err.value.reason == "too_many_values"
     # ~2 * 128 Ki objects of ~64 bytes, not the ~70 MB the whole frame decodes to
     assert peak < 24 * MB, peak
+
+
+def test_a_packed_event_larger_than_the_event_bound_is_refused() -> None:
+    """One inflated payload must not become one document of tens of MB: an event is at most
+    what a Forward-mode frame could carry."""
+    small = msgpack.packb([1, {"log": "a"}])
+    big = msgpack.packb([2, {"log": "x" * 200_000}])
+    assert list(iter_packed(small + big, max_event_bytes=200_100)) == [
+        [1, {"log": "a"}], [2, {"log": "x" * 200_000}]]
+    entries = iter_packed(small + big + small, max_event_bytes=100_000)
+    assert next(entries) == [1, {"log": "a"}]
+    with pytest.raises(InputProtocolError) as err:
+        next(entries)
+    assert err.value.reason == "event_too_large"
+    frame = msgpack.packb(["t", gzip.compress(small + big), {"compressed": "gzip"}],
+                          use_bin_type=True)
+    request = parse_request(unpack_frame(frame), frame, 64 * MB, max_event_bytes=100_000)
+    with pytest.raises(InputProtocolError):
+        list(request.entries)
