@@ -70,7 +70,8 @@ class Entry:
     time_ns: int = 0
     # How far records were handed to the pipeline (maybe delivered, not acknowledged): a
     # restart that can no longer read ``offset..sent`` (compressed, deleted) reports those
-    # bytes as unconfirmed, not lost.
+    # bytes as unconfirmed, not lost. Saved apart (top-level ``sent``), so an older version
+    # reading the file still accepts its ``files`` entries.
     sent: int = 0
 
     @property
@@ -78,7 +79,7 @@ class Entry:
         return (self.key, self.dev, self.ino, self.fingerprint)
 
 
-_FIELDS = tuple(f.name for f in fields(Entry))  # ``asdict`` deep-copies: 10x slower
+_FIELDS = tuple(f.name for f in fields(Entry) if f.name != "sent")  # asdict is 10x slower
 
 
 class CheckpointFiles:
@@ -149,6 +150,9 @@ class CheckpointStore:
             if doc.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unsupported version {doc.get('version')!r}")
             entries = {ident: Entry(**fields) for ident, fields in doc["files"].items()}
+            for ident, sent in doc.get("sent", {}).items():
+                if ident in entries:
+                    entries[ident].sent = int(sent)
             records = doc.get("lineages", {})
             lineages = {real: set(rec["handled"]) for real, rec in records.items()}
             lineage_paths = {real: str(rec["path"]) for real, rec in records.items()}
@@ -265,6 +269,7 @@ class CheckpointStore:
             "lineages": {real: {"path": self.lineage_paths.get(real, real),
                                 "handled": sorted(fps)} for real, fps in self.lineages.items()},
             "saved_at": self.scanned_at if self.scanned_at is not None else self.saved_at,
+            "sent": {ident: entry.sent for ident, entry in self.entries.items() if entry.sent},
         }
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 

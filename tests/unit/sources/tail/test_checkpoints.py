@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from shipper.errors import StorageError
@@ -160,3 +161,17 @@ def test_an_entry_without_a_carried_time_loads_as_unknown(tmp_path: Path) -> Non
     store = CheckpointStore(tmp_path)
     store.load()
     assert store.entries["a"].time_ns == 0 and not store.unsaved
+
+
+def test_the_sent_offset_round_trips_outside_the_entries(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "src")
+    store.put("a", entry(offset=10))
+    store.put("b", entry(offset=20, ino=3))
+    store.entries["a"].sent = 90
+    store.write(store.snapshot())
+    doc = orjson.loads((tmp_path / "src" / "positions.json").read_bytes())
+    assert doc["sent"] == {"a": 90}
+    assert all("sent" not in fields for fields in doc["files"].values())  # older versions
+    again = CheckpointStore(tmp_path / "src")
+    again.load()
+    assert (again.entries["a"].sent, again.entries["b"].sent) == (90, 0)
