@@ -15,7 +15,10 @@ checks ``attached`` before every read.
   by the previous generation (``Handoff``): that generation's range is then acknowledged too.
 * **Hand over**: a rotated file read to its end gives its open partial groups and multiline
   events to its successor (same lineage) if the successor has not read anything yet, so a
-  message split by the rotation is still one record. The successor waits for that.
+  message split by the rotation is still one record. The successor waits for that. A
+  generation without a successor yet (adopted from its checkpoint at start-up, or renamed
+  before its new file existed) keeps its open messages up to ``rotate_wait_secs`` for the
+  new file (``FileTable`` links it when it appears).
 * **Retire** a rotated/deleted file once it was read to the end and ``rotate_wait_secs``
   passed without new data; ship what a given-up file (deleted too long, compressed) still
   holds in memory and retire it.
