@@ -85,6 +85,12 @@ LIBRARY_EVENTS: tuple[tuple[str, str], ...] = (
     ("asyncio", "asyncio_error"),
 )
 LIBRARY_EVENT = "library_log"
+#: Library lines that report a recovery on a logger that otherwise reports failures (and at
+#: warning level): (logger, start of the message format, our event). They are written at
+#: info level, so alerts on the failure event and its repeat window never include them.
+LIBRARY_RECOVERIES: tuple[tuple[str, str, str], ...] = (
+    ("elastic_transport.node_pool", "Node %r has been marked alive", "es_node_alive"),
+)
 
 
 def library_event(logger_name: str) -> str | None:
@@ -108,6 +114,11 @@ class LibraryEvents(logging.Filter):
             if event is not None:
                 record.event = event
                 record.library = record.name
+                for name, start, recovered in LIBRARY_RECOVERIES:
+                    if (record.name == name and isinstance(record.msg, str)
+                            and record.msg.startswith(start)):
+                        record.event = recovered
+                        record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 

@@ -177,3 +177,38 @@ def test_library_events_leave_our_own_lines_alone():
     assert library_event("urllib3.connectionpool") == "http_client"
     assert library_event("kubernetes_asyncio.client") == LIBRARY_EVENT
     assert library_event("shipperx") == LIBRARY_EVENT
+
+
+def test_a_node_marked_alive_is_a_recovery_at_info_not_a_failure():
+    """elastic_transport logs the recovery of a node at warning level on the same logger as
+    its failures: it must not count as ``es_node_failed`` (alerts, repeat windows)."""
+    from shipper.logs import LibraryEvents
+
+    clock = Clock()
+    sink = Sink()
+    limiter = RepeatLimiter(sink.handle, 10.0, clock=clock)
+    sink.addFilter(LibraryEvents())
+    sink.addFilter(limiter)
+    pool = logging.getLogger("elastic_transport.node_pool")
+    saved = (pool.handlers[:], pool.propagate, pool.level)
+    pool.handlers[:] = [sink]
+    pool.propagate = False
+    pool.setLevel(logging.DEBUG)
+    try:
+        pool.warning("Node %r has failed for %i times in a row, putting on %i second timeout",
+                     "<Urllib3HttpNode(http://es:9200)>", 1, 1)
+        pool.warning("Node %r has been marked alive after a successful request",
+                     "<Urllib3HttpNode(http://es:9200)>")
+        pool.warning("Node %r has failed for %i times in a row, putting on %i second timeout",
+                     "<Urllib3HttpNode(http://es:9200)>", 1, 1)
+        clock.now += 10
+        limiter.flush_expired()
+    finally:
+        pool.handlers[:], pool.propagate, pool.level = saved
+    seen = [(r.event, r.levelname, getattr(r, "repeated", None)) for r in sink.records]
+    # the recovery passes at once (info is never held back); the next failure in the same
+    # window is counted as a repeat of the first one
+    assert seen == [("es_node_failed", "WARNING", None), ("es_node_alive", "INFO", None),
+                    ("es_node_failed", "WARNING", 1)]
+    line = orjson.loads(JsonFormatter().format(sink.records[1]))
+    assert line["event"] == "es_node_alive" and line["level"] == "info"
