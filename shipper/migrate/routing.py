@@ -14,6 +14,7 @@ one or two parts, ``{a,b}`` -> each alternative), which is exact for the pattern
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -73,9 +74,9 @@ class _Node:
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
-        self.ends: list[tuple[int, str]] = []  # (order of the <match>, sample tag or "")
+        self.ends: list[int] = []  # the order of each <match> ending here, ascending
 
-    def insert(self, parts: list[str], end: tuple[int, str]) -> None:
+    def insert(self, parts: list[str], end: int) -> None:
         node = self
         for part in parts:
             node = node.children.setdefault(part, _Node())
@@ -106,9 +107,9 @@ def _single_patterns(pattern: str) -> list[list[str]]:
     return out
 
 
-def _patterns_matching(node: _Node, parts: list[str], i: int, out: list[tuple[int, str]],
+def _patterns_matching(node: _Node, parts: list[str], i: int, out: dict[int, _Node],
                        seen: set[tuple[int, int]]) -> None:
-    """Collect the patterns of the trie that may match the tag ``parts`` (a superset).
+    """Collect the trie nodes whose patterns may match the tag ``parts`` (a superset).
 
     ``seen`` holds the (node, position) states already walked: several ``**`` in a pattern
     reach the same state by many paths, and walking each path again is exponential.
@@ -118,7 +119,8 @@ def _patterns_matching(node: _Node, parts: list[str], i: int, out: list[tuple[in
         return
     seen.add(state)
     if i == len(parts):
-        out.extend(node.ends)
+        if node.ends:
+            out[id(node)] = node
     else:
         for key in (parts[i], "*"):
             child = node.children.get(key)
@@ -166,10 +168,12 @@ class Scope:
         samples = _samples(pattern)
         best = len(self.matches)
         # Earlier patterns that match a sample tag of the new one.
-        candidates: list[tuple[int, str]] = []
+        nodes: dict[int, _Node] = {}
         for tag in samples:
-            _patterns_matching(self._patterns, _tag_parts(tag), 0, candidates, set())
-        for order in sorted({order for order, _ in candidates}):
+            _patterns_matching(self._patterns, _tag_parts(tag), 0, nodes, set())
+        # Each node lists its orders ascending: merge lazily, so the common case (an early
+        # pattern overlaps) stops at once instead of listing every candidate.
+        for order in heapq.merge(*(node.ends for node in nodes.values())):
             earlier = self._regexes[order]
             if earlier is not None and any(earlier.match(tag) for tag in samples):
                 best = order
@@ -221,6 +225,6 @@ class Scope:
             self._regexes.append(None)
             return
         for keys in _single_patterns(pattern):
-            self._patterns.insert(keys, (order, ""))
+            self._patterns.insert(keys, order)
         for part in {part for tag in tags for part in _tag_parts(tag)}:
             self._by_part.setdefault(part, []).append(order)
