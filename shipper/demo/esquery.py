@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+from shipper.errors import ShipperError
+
+
+class SearchError(ShipperError):
+    """A demo query failed (timed out, refused, answered with an error): the message names
+    the query, the server and what to try."""
 
 
 class SearchClient:
@@ -27,6 +35,25 @@ class SearchClient:
         self._timeout = timeout_secs
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One JSON call; ``SearchError`` (never a raw socket error) when it fails."""
+        try:
+            return self._request(method, path, body)
+        except TimeoutError as exc:
+            raise SearchError(
+                f"{method} {path} timed out after {self._timeout:.0f}s on {self.base}: the "
+                "server is slow or overloaded (the records may well be indexed; retry, or "
+                "search the index from Kibana)") from exc
+        except urllib.error.HTTPError as exc:
+            raise SearchError(f"{method} {path} on {self.base} failed: HTTP {exc.code} "
+                              f"{exc.reason}") from exc
+        except (OSError, ValueError) as exc:  # URLError, refused, reset, invalid JSON
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise SearchError(f"{method} {path} timed out after {self._timeout:.0f}s on "
+                                  f"{self.base}: the server is slow or overloaded") from exc
+            raise SearchError(f"{method} {path} on {self.base} failed: {reason}") from exc
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
