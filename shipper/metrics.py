@@ -59,6 +59,10 @@ class Metrics:
         self.tail_include_dirs_missing = Gauge(
             "shipper_tail_include_dirs_missing", "Include directories (the part of an include "
             "pattern before any wildcard) that do not exist now", ["source"], registry=r)
+        self.tail_include_dirs_unreadable = Gauge(
+            "shipper_tail_include_dirs_unreadable", "Include directories that exist but the "
+            "agent may not list (permissions, SELinux): their files are not found", ["source"],
+            registry=r)
         self.files_deleted_open = Gauge(
             "shipper_files_deleted_open", "Deleted files a tail source still holds open to "
             "read them to their end", ["source"], registry=r)
