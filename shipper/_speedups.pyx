@@ -121,7 +121,9 @@ cdef class _Heads:
         else:
             key = PyUnicode_DecodeLatin1(p, 19, NULL)
         value = head_ns(key)
-        if value is None:
+        # Years far from now (before ~1824 or after ~2116) do not fit the 64-bit sums
+        # below: those lines take the Python loop, whose integers have no limit.
+        if value is None or not (-4611686018427387904 <= value < 4611686018427387904):
             return 0
         memcpy(self.head, p, 19)
         self.base = value

@@ -61,7 +61,8 @@ def test_pure_python_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatc
 
 HEADS = st.sampled_from(["2024-01-01T12:00:00", "2024-02-29T23:59:59", "2023-02-29T00:00:00",
                          "2024-13-01T00:00:00", "2024-01-01T12:00:0x", "2024-01-01 12:00:00",
-                         "\u0661024-01-01T12:00:00"])
+                         "\u0661024-01-01T12:00:00", "4048-01-01T12:00:00",
+                         "0001-01-01T00:00:00"])
 FRACS = st.one_of(st.from_regex(r"\A[0-9]{1,9}\Z"), st.sampled_from(
     ["", "0000000001", "12345678\u0661", "abc", "123456789"]))
 ZONES = st.sampled_from(["Z", "Z", "Z", "z", "+01:00", "-23:59", "", "ZZ"])
@@ -103,7 +104,8 @@ def escape_variants(encoded: bytes, choice: int) -> bytes:
 def docker_lines(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 9)) < 5:  # half are lines the compiled path takes
         log = draw(MESSAGES).rstrip("\r") + "\n"
-        ts = draw(st.sampled_from(["2024-01-01T12:00:00", "2024-01-01T12:00:01"])) + "." \
+        ts = draw(st.sampled_from(["2024-01-01T12:00:00", "2024-01-01T12:00:01",
+                                   "0001-01-01T00:00:00"])) + "." \
             + draw(st.from_regex(r"\A[0-9]{1,9}\Z")) + "Z"
         line = orjson.dumps({"log": log, "stream": draw(st.sampled_from(["stdout", "stderr"])),
                              "time": ts})
@@ -147,7 +149,8 @@ def docker_lines(draw: st.DrawFn) -> bytes:
 @st.composite
 def cri_lines(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 9)) < 5:  # half are lines the compiled path takes
-        ts = draw(st.sampled_from([b"2024-01-01T12:00:00.", b"2024-02-29T23:59:59."])) \
+        ts = draw(st.sampled_from([b"2024-01-01T12:00:00.", b"2024-02-29T23:59:59.",
+                                   b"4048-01-01T12:00:00."])) \
             + draw(st.from_regex(rb"\A[0-9]{9}\Z")) + b"Z"
         content = draw(TEXT).rstrip("\r").encode()
         return b" ".join((ts, draw(st.sampled_from([b"stdout", b"stderr"])), b"F", content))
