@@ -261,8 +261,9 @@ class JsonFramer:
         return out
 
 
-def gunzip(data: bytes, limit: int) -> bytes:
-    """Inflate one or more concatenated gzip members, never producing more than ``limit``."""
+def gunzip(data: bytes, limit: int) -> bytes | bytearray:
+    """Inflate one or more concatenated gzip members, never producing more than ``limit``
+    (returned as it was built, not copied: it may be ``max_decompressed_bytes``)."""
     out = bytearray()
     rest = data
     while True:
@@ -285,7 +286,7 @@ def gunzip(data: bytes, limit: int) -> bytes:
                 raise _malformed("truncated gzip data")
         rest = inflater.unused_data
         if not rest:
-            return bytes(out)
+            return out
 
 
 @dataclass(slots=True)
@@ -323,6 +324,23 @@ def unpack_frame(frame: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_REQUEST)
                                max_map_len=MAX_MAP_KEYS, max_array_len=MAX_ARRAY_LEN)
     except _UNPACK_ERRORS as exc:
         raise _malformed("undecodable msgpack", exc) from exc
+
+
+class _ViewReader:
+    """A file-like view of a payload for ``msgpack.Unpacker``: it reads the payload in
+    ``READ_SIZE`` pieces, so its buffer holds about the largest entry instead of a second
+    copy of the whole (inflated) payload."""
+
+    __slots__ = ("_pos", "_view")
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        start = self._pos
+        self._pos = min(start + n, len(self._view))
+        return self._view[start:self._pos].tobytes()
 
 
 class _TooMany(Exception):
@@ -381,13 +399,13 @@ that many encoded bytes (plus one record), whatever the record count."""
 FLUSH_BYTES = 512 * 1024
 
 
-def iter_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
+def iter_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
                 max_event_bytes: int | None = None) -> Iterator[Any]:
     """Entries of a MessagePackEventStream, decoded lazily (see ``scan_packed``)."""
     return scan_packed(blob, max_values, max_event_bytes)
 
 
-def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
+def scan_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
                 max_event_bytes: int | None = None) -> Iterator[Any]:
     """Check the entries of a MessagePackEventStream now; return an iterator decoding them.
 
@@ -407,10 +425,11 @@ def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
     """
     if not blob:
         return iter(())
-    framer = msgpack.Unpacker(max_buffer_size=len(blob),
+    framer = msgpack.Unpacker(_ViewReader(memoryview(blob)),
+                              read_size=min(READ_SIZE, len(blob)),
+                              max_buffer_size=len(blob),
                               max_map_len=min(MAX_MAP_KEYS, max_values),
                               max_array_len=min(MAX_ARRAY_LEN, max_values))
-    framer.feed(blob)
     error: InputProtocolError | None = None
     complete = 0  # end of the last complete entry
     index = 0
@@ -447,20 +466,21 @@ def scan_packed(blob: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
                 events.append((index, complete, end))
         complete = end
         index += 1
-    del framer  # its copy of the blob; the decoder below makes its own
+    del framer
     if error is None and complete != len(blob):
         error = _malformed("entries end in the middle of an event")
     return _decode_packed(blob, complete, events, max_values, error)
 
 
-def _decode_packed(blob: bytes, complete: int, events: list[tuple[int, int, int]],
+def _decode_packed(blob: bytes | bytearray, complete: int, events: list[tuple[int, int, int]],
                    max_values: int, error: InputProtocolError | None) -> Iterator[Any]:
     if complete:
-        entries = msgpack.Unpacker(raw=False, unicode_errors="backslashreplace",
+        entries = msgpack.Unpacker(_ViewReader(memoryview(blob)[:complete]),
+                                   read_size=min(READ_SIZE, complete),
+                                   raw=False, unicode_errors="backslashreplace",
                                    ext_hook=ext_hook, strict_map_key=False,
                                    max_map_len=MAX_MAP_KEYS, max_array_len=MAX_ARRAY_LEN,
                                    max_buffer_size=complete)
-        entries.feed(memoryview(blob)[:complete])
         try:
             if not events:
                 yield from entries
