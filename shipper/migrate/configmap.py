@@ -164,12 +164,18 @@ def _classify(node: yaml.Node, path: str, configmaps: list[ConfigMap],
 
 
 def _conf_entries(data: yaml.Node | None, path: str) -> dict[str, SourceText]:
+    """Every entry of a ConfigMap that holds at least one ``.conf`` entry.
+
+    Entries of other names are kept too: an ``@include config.d/*`` reads them in the pod.
+    """
     entries: dict[str, SourceText] = {}
     if not isinstance(data, yaml.MappingNode):
         return entries
+    if not any(isinstance(key, yaml.ScalarNode) and key.value.endswith(".conf")
+               for key, _ in data.value):
+        return entries
     for key, value in data.value:
-        if not (isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)
-                and key.value.endswith(".conf")):
+        if not (isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)):
             continue
         # A block scalar (| or >) starts on the line after its indicator.
         first = value.start_mark.line + (2 if value.style in ("|", ">") else 1)
@@ -356,7 +362,8 @@ class _Layouter:
         for path, source in self.files.items():
             for target, _ in include_targets(source, path):
                 included.update(files.glob(target) if is_glob(target) else [target])
-        roots = [p for p in sorted(self.files) if p not in included]
+        roots = [p for p in sorted(self.files) if p not in included and p.endswith(".conf")
+                 and not posixpath.basename(p).startswith(".")]
         line = min(s.first_line for s in self.files.values())
         self.notes.append((line, "no root file (" + ", ".join(ROOT_NAMES) + "): every .conf "
                                  "entry is read in name order, as the image's @include of "

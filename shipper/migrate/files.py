@@ -9,7 +9,6 @@ line of the file the operator has open. Everything read is charged to one ``Budg
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import os
 import posixpath
@@ -129,7 +128,8 @@ class DiskFiles:
     def glob(self, pattern: str) -> list[str]:
         found: set[str] = set()
         for p in expand_braces(pattern):
-            found.update(m for m in glob.glob(p) if os.path.isfile(m))
+            # recursive: ``**/`` is zero or more directories, as in Ruby's Dir.glob.
+            found.update(m for m in glob.glob(p, recursive=True) if os.path.isfile(m))
         return sorted(found)
 
 
@@ -154,11 +154,52 @@ class MemoryFiles:
         return posixpath.normpath(path) in self.entries
 
     def glob(self, pattern: str) -> list[str]:
-        patterns = expand_braces(posixpath.normpath(pattern))
-        return sorted({k for k in self.entries for p in patterns
-                       if fnmatch.fnmatchcase(k, p) and _same_depth(k, p)})
+        regexes = [glob_regex(p) for p in expand_braces(posixpath.normpath(pattern))]
+        return sorted({k for k in self.entries for r in regexes if r.match(k)})
 
 
-def _same_depth(path: str, pattern: str) -> bool:
-    """``*`` does not cross ``/`` in a glob (``conf.d/*.conf`` is not ``conf.d/a/b.conf``)."""
-    return path.count("/") == pattern.count("/")
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob as Ruby's ``Dir.glob`` reads it, as an anchored regex over ``/`` paths.
+
+    ``*``, ``?`` and ``[...]`` stay within one path part and do not match a leading dot
+    (hidden files are skipped, as Fluentd's include skips them); a ``**`` part followed by
+    ``/`` is zero or more (non-hidden) directories; elsewhere ``**`` is ``*``.
+    """
+    parts = pattern.split("/")
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if part == "**" and not last:
+            out.append(r"(?:[^/.][^/]*/)*")
+            continue
+        body = _part_regex(part)
+        if part[:1] in ("*", "?", "["):
+            body = r"(?!\.)" + body
+        out.append(body + ("" if last else "/"))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _part_regex(part: str) -> str:
+    """One path part of a glob as a regex that never crosses ``/``."""
+    out: list[str] = []
+    i = 0
+    while i < len(part):
+        ch = part[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            close = part.find("]", i + 2)
+            if close < 0:
+                out.append(re.escape(ch))
+            else:
+                inner = part[i + 1:close]
+                negate = inner[:1] in ("!", "^")
+                body = inner[1:] if negate else inner
+                out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\") + "]")
+                i = close
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
