@@ -23,11 +23,12 @@ its orphan reconciliation, so no file is opened by two workers.
 from __future__ import annotations
 
 import asyncio
+import errno
 import glob
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -38,6 +39,16 @@ log = logging.getLogger(__name__)
 # kubelet's compressed and temporary rotations, and archives: never tailed.
 BUILTIN_EXCLUDE_SUFFIXES = (".gz", ".tmp", ".zip")
 _CACHE_MAX = 65536
+#: errno values of a path that is not there (as opposed to one the agent may not look at).
+_ABSENT = (errno.ENOENT, errno.ENOTDIR)
+
+
+def probe_dir(directory: str) -> None:
+    """List ``directory`` (one entry is enough): raises the ``OSError`` that would make
+    ``glob`` find nothing there without a word (EACCES for a directory the agent may not
+    list). A module-level seam, so tests running as root can inject the failure."""
+    with os.scandir(directory) as entries:
+        next(entries, None)
 
 
 def matches_any(path: str, patterns: list[str]) -> bool:
@@ -115,7 +126,52 @@ class Discovery:
         Normal for a while on a booting node (``/var/log/containers`` is created with the
         first container), a typo when it lasts: the source reports both, and globs them on.
         """
-        return [directory for directory, _ in self.watch_dirs() if not os.path.isdir(directory)]
+        return self.dir_problems()[0]
+
+    def dir_problems(self) -> tuple[list[str], dict[str, str]]:
+        """(missing include directories, {unreadable include directory: why}).
+
+        A directory the agent may not list (mode 000, a parent without ``x``, SELinux) looks
+        empty to ``glob``: without this its files would be ignored in silence."""
+        missing: list[str] = []
+        unreadable: dict[str, str] = {}
+        for directory, _ in self.watch_dirs():
+            try:
+                if not os.path.isdir(directory) and os.path.exists(directory):
+                    missing.append(directory)  # a file, not a directory: a typo
+                    continue
+                probe_dir(directory)
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    missing.append(directory)
+                else:
+                    unreadable[directory] = exc.strerror or str(exc)
+        return missing, unreadable
+
+    @staticmethod
+    def unresolved(paths: Iterable[str]) -> dict[str, str]:
+        """{path: why} for the matched paths that cannot be followed to a file: a symlink
+        whose target does not exist (``-> target (missing)``) or a path whose ``stat`` fails
+        for another reason than its absence (permissions on the target's directories).
+
+        Only called with the few paths the file table did not take, at each rescan; a plain
+        file deleted since the glob (ENOENT, not a link) is no problem."""
+        found: dict[str, str] = {}
+        for path in paths:
+            try:
+                os.stat(path)
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    try:
+                        target = os.readlink(path)
+                    except OSError:
+                        continue  # not a link (or gone): deleted since the glob
+                    if not os.path.isabs(target):
+                        target = os.path.join(os.path.dirname(path), target)
+                    found[path] = f"it is a symlink to {target}, which does not exist"
+                else:
+                    found[path] = exc.strerror or str(exc)
+        return found
 
 
 class Watcher:

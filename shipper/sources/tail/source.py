@@ -35,6 +35,7 @@ from shipper.sources.tail.config import TailConfig
 from shipper.sources.tail.discovery import Watcher
 from shipper.sources.tail.files import FileTable
 from shipper.sources.tail.readloop import ReadLoop
+from shipper.sources.tail.unreadable import REPEAT_SECS
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class TailSource:
         self._started = time.time()
         self._missing_dirs: set[str] = set()  # include directories missing at the last scan
         self._m_missing_dirs = metrics.tail_include_dirs_missing.labels(name)
+        # include directories that cannot be listed: directory -> when last warned
+        self._unreadable_dirs: dict[str, float] = {}
+        self._m_unreadable_dirs = metrics.tail_include_dirs_unreadable.labels(name)
         self._m_checkpoint_errors = metrics.checkpoint_storage_errors
         self.health = SourceHealth(name)  # /readyz: not ready while positions cannot be saved
 
@@ -170,6 +174,9 @@ class TailSource:
             self.store.scanned_at = began
             files.new_since = self._started  # from now on, a new file appeared while running
             self._check_include_dirs()
+            files.unreadable.unresolved(
+                files.discovery.unresolved(files.present.difference(files.by_path)),
+                files.present)
             if self._watcher is not None:
                 self._watcher.ensure(files.discovery.watch_dirs())
             period = self.config.refresh_interval_secs
@@ -193,7 +200,9 @@ class TailSource:
         Not a readiness failure: on a booting node the directory appears with the first
         container, and a source without files has nothing to lose. A directory that stays
         missing is a typo, which this warning and the gauge make visible."""
-        missing = set(self.files.discovery.missing_dirs())
+        missing_list, unreadable = self.files.discovery.dir_problems()
+        self._check_unreadable_dirs(unreadable)
+        missing = set(missing_list)
         if missing == self._missing_dirs:
             return
         for directory in sorted(missing - self._missing_dirs):
@@ -207,6 +216,27 @@ class TailSource:
                             "directory": directory})
         self._missing_dirs = missing
         self._m_missing_dirs.set(len(missing))
+
+    def _check_unreadable_dirs(self, unreadable: dict[str, str]) -> None:
+        """Warn about an include directory the agent may not list at once and then every
+        ``REPEAT_SECS`` while it lasts (``glob`` would find nothing there, silently); say
+        when it can be listed again. ``shipper_tail_include_dirs_unreadable`` counts them."""
+        now = self.clock()
+        for directory, why in sorted(unreadable.items()):
+            warned = self._unreadable_dirs.get(directory)
+            if warned is not None and now - warned < REPEAT_SECS:
+                continue
+            self._unreadable_dirs[directory] = now
+            log.warning("tail %s: cannot list include directory %s: %s; its files are not "
+                        "read until the agent may list it", self.name, directory, why,
+                        extra={"event": "tail_include_dir_unreadable", "source": self.name,
+                               "directory": directory})
+        for directory in [d for d in self._unreadable_dirs if d not in unreadable]:
+            del self._unreadable_dirs[directory]
+            log.info("tail %s: include directory %s can be listed again", self.name,
+                     directory, extra={"event": "tail_include_dir_readable",
+                                       "source": self.name, "directory": directory})
+        self._m_unreadable_dirs.set(len(unreadable))
 
     async def read_available(self, emit: Emit) -> None:
         """Read and ship until nothing is left to do now (bounded)."""

@@ -1,6 +1,9 @@
 """Which paths are tailed and which directories are watched (pure parts of discovery)."""
 
+import os
 from pathlib import Path
+
+import pytest
 
 from shipper.sources.tail.discovery import Discovery
 
@@ -57,3 +60,27 @@ def test_own_pod_comes_from_the_downward_api_then_the_host_name() -> None:
 
     assert own_pod({"POD_NAME": "p", "POD_NAMESPACE": "ns", "HOSTNAME": "h"}) == ("p", "ns")
     assert own_pod({"HOSTNAME": "h"}) == ("h", None)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root to drop to another user")
+def test_an_include_dir_with_mode_000_is_unreadable_for_a_non_root_agent(tmp_path):
+    """The real failure, no seam: a child process drops to ``nobody`` and asks."""
+    import subprocess
+    import sys
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "app.log").write_text("x\n")
+    locked.chmod(0)
+    code = (
+        "import os, sys\n"
+        "from shipper.sources.tail.discovery import Discovery\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        f"d = Discovery([{str(locked / '*.log')!r}], [])\n"
+        "missing, unreadable = d.dir_problems()\n"
+        "print(d.scan(), missing, sorted(unreadable))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == f"[] [] [{str(locked)!r}]"

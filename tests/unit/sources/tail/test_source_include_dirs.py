@@ -78,3 +78,63 @@ def test_all_include_dirs_present_says_nothing(tmp_path: Path,
     assert events(caplog, "tail_include_dir_missing") == []
     assert metrics.registry.get_sample_value("shipper_tail_include_dirs_missing",
                                              {"source": "tail"}) == 0
+
+
+def test_an_include_dir_the_agent_may_not_list_is_warned_counted_and_recovers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Mode 000 for a non-root agent: ``glob`` finds nothing there and says nothing. As root
+    here, the listing failure is injected at the discovery's directory probe."""
+    import errno
+
+    from shipper.sources.tail import discovery
+    from shipper.sources.tail.unreadable import REPEAT_SECS
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "app.log").write_text(LINE)
+    denied = {str(locked)}
+    real_probe = discovery.probe_dir
+
+    def probe(directory: str) -> None:
+        if directory in denied:
+            raise PermissionError(errno.EACCES, "Permission denied", directory)
+        real_probe(directory)
+
+    monkeypatch.setattr(discovery, "probe_dir", probe)
+    clock = Clock()
+    metrics = Metrics()
+    config = TailConfig(include=[str(locked / "*.log")])
+    source = TailSource("tail", config, tmp_path / "state", metrics, clock=clock)
+    caplog.set_level(logging.INFO, logger="shipper")
+
+    def gauge(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"source": "tail"})
+
+    source.poll_files()
+    (warning,) = events(caplog, "tail_include_dir_unreadable")
+    assert warning.levelno == logging.WARNING
+    assert warning.directory == str(locked)  # type: ignore[attr-defined]
+    assert "Permission denied" in warning.getMessage()
+    assert gauge("shipper_tail_include_dirs_unreadable") == 1
+    assert gauge("shipper_tail_include_dirs_missing") == 0, "it exists"
+    assert events(caplog, "tail_include_dir_missing") == []
+
+    for _ in range(int(REPEAT_SECS // 3) - 1):  # rescans within the repeat period: quiet
+        clock.now += 3.0
+        source.poll_files()
+    assert len(events(caplog, "tail_include_dir_unreadable")) == 1
+    clock.now += 6.0
+    source.poll_files()
+    assert len(events(caplog, "tail_include_dir_unreadable")) == 2, "repeated while it lasts"
+
+    denied.clear()
+    clock.now += 3.0
+    source.poll_files()
+    (readable,) = events(caplog, "tail_include_dir_readable")
+    assert readable.levelno == logging.INFO
+    assert gauge("shipper_tail_include_dirs_unreadable") == 0
+    clock.now += 3.0
+    source.poll_files()
+    assert len(events(caplog, "tail_include_dir_readable")) == 1
+    assert len(events(caplog, "tail_include_dir_unreadable")) == 2

@@ -124,3 +124,65 @@ def test_an_unreadable_file_that_goes_away_is_no_longer_counted(
     assert gauge(metrics, "shipper_files_unreadable") == 0
     assert gauge(metrics, "shipper_files_waiting") == 0
     assert events(caplog, "tail_open_recovered") == []
+
+
+def test_a_dangling_symlink_is_unreadable_named_with_its_target_and_recovers(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """/var/log/containers/x.log -> a docker data-root the agent does not mount: counted
+    in shipper_files_unreadable, warned with the missing target, again every REPEAT_SECS."""
+    links = tmp_path / "containers"
+    links.mkdir()
+    target = tmp_path / "data-root" / "containers" / "abc" / "abc-json.log"
+    link = links / "pod_ns_c-abc.log"
+    link.symlink_to(target)
+    clock = Clock()
+    metrics = Metrics()
+    config = TailConfig(include=[str(links / "*.log")], read_from_head=True)
+    source = TailSource("tail", config, tmp_path / "state", metrics, clock=clock)
+    caplog.set_level(logging.INFO, logger="shipper")
+
+    source.poll_files()
+    assert gauge(metrics, "shipper_files_unreadable") == 1
+    assert gauge(metrics, "shipper_files_waiting") == 0
+    (first,) = events(caplog, "tail_open_failed")
+    text = first.getMessage()
+    assert first.levelno == logging.WARNING and first.path == str(link)  # type: ignore[attr-defined]
+    assert str(target) in text and "does not exist" in text and "data-root" in text
+
+    for _ in range(int(REPEAT_SECS // 2) - 1):  # rescans (every 2 s) within the period
+        clock.now += 2.0
+        source.poll_files()
+    assert len(events(caplog, "tail_open_failed")) == 1
+    assert gauge(metrics, "shipper_files_unreadable") == 1, "balance() keeps counting it"
+    clock.now += 4.0
+    source.poll_files()
+    assert len(events(caplog, "tail_open_failed")) == 2
+
+    target.parent.mkdir(parents=True)
+    target.write_text(LINE)
+    clock.now += 2.0
+    source.poll_files()
+    (recovered,) = events(caplog, "tail_open_recovered")
+    assert recovered.path == str(link)  # type: ignore[attr-defined]
+    assert gauge(metrics, "shipper_files_unreadable") == 0
+    assert str(link) in source.files.by_path
+
+
+def test_a_removed_dangling_symlink_is_forgotten_quietly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    links = tmp_path / "containers"
+    links.mkdir()
+    link = links / "gone.log"
+    link.symlink_to(tmp_path / "nowhere.log")
+    clock = Clock()
+    metrics = Metrics()
+    source = TailSource("tail", TailConfig(include=[str(links / "*.log")]), tmp_path / "state",
+                        metrics, clock=clock)
+    caplog.set_level(logging.INFO, logger="shipper")
+    source.poll_files()
+    assert gauge(metrics, "shipper_files_unreadable") == 1
+    link.unlink()
+    clock.now += 2.0
+    source.poll_files()
+    assert gauge(metrics, "shipper_files_unreadable") == 0
+    assert events(caplog, "tail_open_recovered") == []
