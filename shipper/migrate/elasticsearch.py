@@ -85,16 +85,52 @@ def convert_elasticsearch(r: SectionReader, pattern: str) -> dict[str, Any]:
     return body
 
 
+_LEGACY_HOST = re.compile(r"^[^:]+(:\d+)?$")
+_URL_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _hosts(r: SectionReader, body: dict[str, Any]) -> list[str]:
     hosts = r.param("hosts")
     scheme = r.param("scheme")
     default_scheme = (scheme.value.assumed().strip() if scheme is not None else "") or "http"
     if hosts is not None and hosts.value.literal is not None:
-        r.skip(("host", "port", "path", "scheme"), "hosts is set, which wins in Fluentd too")
+        items = [h.strip() for h in hosts.value.literal.split(",") if h.strip()]
+        # As the plugin reads hosts: "name" or "name:port" takes scheme and port (default
+        # 9200); a URL keeps its own, its scheme's default port when it names none.
+        legacy = [item for item in items if _LEGACY_HOST.match(item)]
+        if legacy:
+            r.skip(("host", "path"), "hosts is set, which wins in Fluentd too")
+            port_param = r.param("port")
+            port = (r.render(port_param) if port_param is not None else None) or "9200"
+            scheme_text = (r.render(scheme) if scheme is not None else None) or default_scheme
+        else:
+            r.skip(("host", "port", "path", "scheme"), "hosts lists URLs, which wins in "
+                                                       "Fluentd too")
+            port, scheme_text = "9200", default_scheme
         urls = []
-        for item in (h.strip() for h in hosts.value.literal.split(",") if h.strip()):
-            url = item if "://" in item else f"{default_scheme}://{item}"
+        seen: dict[tuple[str | None, str | None], str] = {}
+        for item in items:
+            if item in legacy:
+                name, _, own_port = item.partition(":")
+                url = f"{scheme_text}://{name}:{own_port or port}"
+                seen[(None, None)] = item
+            else:
+                url = item if "://" in item else f"{default_scheme}://{item}"
+                split = urlsplit(url)
+                try:
+                    has_port = split.port is not None
+                except ValueError:
+                    has_port = True  # left as written; the agent's check reports it
+                default_port = _URL_DEFAULT_PORTS.get(split.scheme)
+                if not has_port and default_port is not None and split.hostname:
+                    url = split._replace(netloc=f"{split.netloc}:{default_port}").geturl()
+                split = urlsplit(url)
+                seen[(split.username, split.password)] = item
             urls.append(_without_credentials(r, hosts, url, body))
+        if len(seen) > 1 and any(user or password for user, password in seen):
+            r.warn(hosts, "hosts: the URLs carry different credentials; shipper uses one "
+                          "user and password for every host of an output, so the last "
+                          "ones were kept: split the hosts into one output each")
         return urls
     if hosts is not None:
         rendered = r.render(hosts)

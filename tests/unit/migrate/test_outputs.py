@@ -3,6 +3,9 @@ plugins reported; secrets moved out of the file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from shipper.migrate import migrate
 from tests.unit.migrate.helpers import convert, data, messages, one, validate
 
 SOURCE = "<source>\n  @type forward\n</source>\n"
@@ -314,3 +317,33 @@ def test_detect_exceptions_of_every_language_asks_for_pod_annotations(tmp_path):
     assert "java, php" in warning and "shipper.io/multiline" in warning
     assert "(php: no preset)" in warning
     validate(migration)
+
+
+HOSTILE = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile"
+
+
+def test_hosts_without_a_port_take_the_port_parameter():
+    migration = migrate(str(HOSTILE / "es-hosts-port.conf"))
+    assert one(migration, "outputs")["hosts"] == ["http://es1:9201", "http://es2:9201"]
+    assert not any("port" in m for m in messages(migration))
+
+
+def test_hosts_without_a_port_take_the_scheme_and_the_default_port():
+    migration = migrate(str(HOSTILE / "es-hosts-scheme.conf"))
+    assert one(migration, "outputs")["hosts"] == ["https://es1:9200", "https://es2:9200"]
+
+
+def test_a_url_without_a_port_keeps_its_schemes_port(tmp_path):
+    migration = convert(tmp_path, SOURCE + """\
+        <match **>
+          @type elasticsearch
+          hosts https://es1,http://es2/
+        </match>
+        """)
+    assert one(migration, "outputs")["hosts"] == ["https://es1:443", "http://es2:80/"]
+
+
+def test_hosts_with_different_credentials_warn():
+    migration = migrate(str(HOSTILE / "es-hosts-credentials.conf"))
+    assert any("different credentials" in f.message for f in migration.findings.warnings)
+    assert migration.exit_code == 1
