@@ -35,9 +35,9 @@ def add_parser(sub: Any) -> None:
                    help="ns/NAME, workload/NAME or pod/NAME: requests to or from it")
     p.add_argument("--ns", "--namespace", dest="ns", default="", help="namespace")
     p.add_argument("--method", default="", help="HTTP methods, comma separated")
-    p.add_argument("--response-code", default="",
+    p.add_argument("--response-code", default=None,
                    help="codes or ranges, e.g. 500-599,429 or 5xx (0 = no response, "
-                        "else 100-599)")
+                        "else 100-599); leave it out for any code")
     p.add_argument("--path", default="", help="path prefix")
     p.add_argument("--authority", default="", help="Host / :authority (any port without one)")
     p.add_argument("--direction", choices=("inbound", "outbound"), default="",
@@ -73,7 +73,12 @@ def build_query(args: argparse.Namespace) -> TapQuery:
         if key == "namespace" and args.ns and args.ns != name:
             raise ValueError(f"target {args.target!r} contradicts --ns {args.ns}")
         fields[key] = name
-    return TapQuery.build(method=args.method, code=args.response_code, path=args.path,
+    code = args.response_code
+    if code is not None and not code.replace(",", "").strip():
+        # "" is usually an unset shell variable: tapping every code would hide the mistake
+        raise ValueError(f"--response-code {code!r} is empty: give codes or ranges (e.g. "
+                         "500-599,429 or 5xx), or leave the option out for any code")
+    return TapQuery.build(method=args.method, code=code or "", path=args.path,
                           authority=args.authority, direction=args.direction, **fields)
 
 

@@ -138,3 +138,20 @@ def test_the_command_refuses_codes_no_request_has_instead_of_waiting(code, tmp_p
          "--response-code", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr
     assert f"response code {code!r}" in done.stderr
+
+
+@pytest.mark.parametrize("code", ["", " ", ","])
+def test_an_empty_response_code_is_refused_not_taken_as_no_filter(code):
+    """Leaving the option out means "any code"; ``--response-code ""`` (an unset shell
+    variable, usually) is a mistake: exit 2 at once instead of tapping everything."""
+    import subprocess
+    import sys
+
+    with pytest.raises(ValueError):
+        build_query(parse("--response-code", code))
+    done = subprocess.run(
+        [sys.executable, "-m", "shipper.cli", "tap", "--agent", "http://127.0.0.1:9",
+         "--response-code", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "--response-code" in done.stderr and "empty" in done.stderr
+    assert build_query(parse()).codes == (), "left out: no filter"
