@@ -124,8 +124,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--index", default=None,
                    help="indices to query (default: each panel's index pattern, logstash-*)")
     p.add_argument("--from", dest="time_from", default="now-24h",
-                   help="start of the time range (ISO-8601 or date math)")
-    p.add_argument("--to", dest="time_to", default="now", help="end of the time range")
+                   help="start of the time range (ISO-8601 or date math; default: now-24h)")
+    p.add_argument("--to", dest="time_to", default="now",
+                   help="end of the time range (default: now)")
     _credentials(p, "es")
     p.add_argument("--file", action="append", help="NDJSON file(s) to check instead of the "
                    "built-in dashboards (repeatable)")

@@ -125,3 +125,15 @@ def test_the_table_shows_every_panel_and_marks_only_dashboard_panels_as_failures
     colored = format_table([ok, bad, optional], color=True)
     assert "\033[32mok\033[0m" in colored and "\033[31mno data" in colored
     assert "\033[33m(not on a dashboard)" in colored
+
+
+def test_check_help_states_the_default_time_range(capsys) -> None:
+    """An operator whose panels are empty must see which range was searched by default."""
+    import pytest
+
+    from shipper.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["dashboards", "check", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: now-24h" in text and "default: now)" in text
