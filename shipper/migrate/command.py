@@ -10,8 +10,13 @@ nothing is written then.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
+
+from shipper.migrate.configmap import ROOT_NAMES as ROOT_FILE_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +44,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from shipper.migrate import EXIT_PARSE_ERROR, migrate
 
     if args.output != "-":
-        problem = _unwritable(Path(args.output))
+        problem = _unwritable(args.output, args.config)
         if problem is not None:
             print(f"{args.output}: cannot write: {problem}", file=sys.stderr)
             return EXIT_PARSE_ERROR
@@ -52,7 +57,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         sys.stdout.write(result.text)
     else:
         try:
-            Path(args.output).write_text(result.text, encoding="utf-8")
+            write_atomically(Path(args.output), result.text)
         except OSError as exc:
             print(f"{args.output}: cannot write: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_PARSE_ERROR
@@ -70,11 +75,68 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _unwritable(target: Path) -> str | None:
-    """Why ``-o`` cannot be written, checked before converting (no traceback, no output)."""
+def _unwritable(output: str, config: str) -> str | None:
+    """Why ``-o`` cannot be written, checked before converting (no traceback, no output).
+
+    Refused: an empty name, a name ending in ``/`` (a directory), a directory, anything but
+    a regular file (a FIFO would block, a device would be written into), and the input
+    itself (it would be replaced by its own conversion).
+    """
+    if not output:
+        return "the name is empty"
+    target = Path(output)
+    if output.endswith(("/", os.sep)):
+        if not target.is_dir():
+            return f"{output} names a directory, which does not exist"
+        return "it is a directory; give a file name"
     if target.is_dir():
         return "it is a directory"
+    if target.exists() and not target.is_file():
+        return "not a regular file"
     parent = target.parent
     if not parent.is_dir():
         return f"the directory {parent} does not exist"
+    if target.exists() and _same_file(target, Path(config)):
+        return "it is the input file; write the conversion somewhere else"
     return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if b.is_dir():
+            return a.resolve().parent == b.resolve() and a.name in ROOT_FILE_NAMES
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_atomically(target: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``target``, then rename it over ``target``.
+
+    A failure part way (disk full, a file size limit) leaves the previous file as it was and
+    no partial file behind; the new file keeps the old one's permissions.
+    """
+    directory = target.parent
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fd = -1
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from shipper.errors import FluentdSyntaxError
-from shipper.migrate.files import MemoryFiles, SourceText, decode_text, is_glob
+from shipper.migrate.files import MemoryFiles, SourceText, decode_text, is_glob, open_regular
 
 ROOT_NAMES = ("fluent.conf", "td-agent.conf", "fluentd.conf")
 DEFAULT_MOUNT = "/fluentd/etc"
@@ -105,7 +105,7 @@ def load_manifest(path: str, max_bytes: int | None = None,
 
 def _read_text(path: str, max_bytes: int | None) -> str:
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except OSError as exc:
         raise FluentdSyntaxError(path, 1, f"cannot read file: {exc.strerror or exc}") from exc

@@ -9,12 +9,14 @@ line of the file the operator has open. Everything read is charged to one ``Budg
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from shipper.errors import FluentdSyntaxError
 
@@ -106,6 +108,23 @@ def decode_text(raw: bytes, display: str) -> str:
                                                 f"{exc.start}); nothing converted") from exc
 
 
+def open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading, refused (OSError) unless it is a regular file.
+
+    Opened non-blocking first: a FIFO or device named as input would otherwise hang the
+    command until something writes to it.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class DiskFiles:
     """Files of the local file system."""
 
@@ -114,7 +133,7 @@ class DiskFiles:
 
     def read(self, path: str) -> SourceText:
         remaining = max(0, self.budget.max_bytes - self.budget.used)
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read(remaining + 1)
         if len(raw) > remaining:
             raise self.budget.exceeded(path, 1, path)

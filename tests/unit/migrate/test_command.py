@@ -3,6 +3,10 @@ output of a fully supported config passes ``shipper check`` as written."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+
 from shipper.cli import main
 from tests.unit.migrate.helpers import write
 
@@ -157,3 +161,56 @@ def test_a_directory_is_read_from_its_root_file(tmp_path, capsys):
     assert capsys.readouterr().err == (f"{tmp_path / 'empty'}:1: no root file (fluent.conf, "
                                        "td-agent.conf, fluentd.conf) in this directory; give "
                                        "the file Fluentd is started with\n")
+
+
+def test_output_equal_to_the_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED)
+    assert main(["migrate-fluentd", str(source), "-o", str(source)]) == 2
+    assert source.read_text() == SUPPORTED
+    assert "it is the input file" in capsys.readouterr().err
+
+
+def test_output_with_a_trailing_slash_is_a_directory_that_must_exist(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED)
+    assert main(["migrate-fluentd", str(source), "-o", f"{tmp_path}/new/"]) == 2
+    assert not (tmp_path / "new").exists()
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_empty_output_name_is_refused(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED)
+    assert main(["migrate-fluentd", str(source), "-o", ""]) == 2
+    assert capsys.readouterr().err == ": cannot write: the name is empty\n"
+
+
+def test_a_fifo_as_input_or_output_is_refused_without_blocking(tmp_path, capsys):
+    source = write(tmp_path, SUPPORTED)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["migrate-fluentd", str(source), "-o", str(fifo)]) == 2
+    assert main(["migrate-fluentd", str(fifo), "-o", str(tmp_path / "out.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "not a regular file" in err.splitlines()[0]
+    assert "not a regular file" in err.splitlines()[1]
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial_one(
+        tmp_path, capsys, monkeypatch):
+    source = write(tmp_path, SUPPORTED)
+    target = tmp_path / "shipper.yaml"
+    target.write_text("previous\n")
+    target.chmod(0o640)
+
+    def failing_fsync(fd):  # the text is in the temporary file: fail as a full disk would
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 2
+    monkeypatch.undo()
+    assert target.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fluent.conf", "shipper.yaml"]
+    assert "File too large" in capsys.readouterr().err
+    assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert "kubernetes.**" in target.read_text()
