@@ -187,15 +187,25 @@ def parse_yaml(text: str, file: str) -> tuple[Node | None, list[ConfigProblem]]:
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         return None, [ConfigProblem(file, line, "", f"invalid YAML: {exc.reason}")]
+    except RecursionError:
+        return None, [_too_deep(file)]
     if root is None:
         return None, []
     builder = _TreeBuilder(file)
-    tree = builder.build(root, "")
+    try:
+        tree = builder.build(root, "")
+    except RecursionError:
+        return None, [_too_deep(file)]
     if builder.sizes[id(root)] > MAX_VALUES:
         return None, [ConfigProblem(
             file, tree.line, "",
             f"the document expands to more than {MAX_VALUES} values through aliases")]
     return tree, builder.problems
+
+
+def _too_deep(file: str) -> ConfigProblem:
+    """PyYAML recurses once per nesting level: a hostile nest of ``[`` ends its stack."""
+    return ConfigProblem(file, 1, "", "invalid YAML: nested too deeply to read")
 
 
 def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> ConfigProblem:

@@ -86,11 +86,17 @@ def load_manifest(path: str, max_bytes: int | None = None,
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or "syntax error"
         raise FluentdSyntaxError(path, line, f"not valid YAML or JSON: {problem}") from exc
+    except RecursionError as exc:  # PyYAML recurses once per nesting level
+        raise FluentdSyntaxError(path, 1, "not valid YAML or JSON: nested too deeply to "
+                                          "read") from exc
     configmaps: list[ConfigMap] = []
     workloads: list[Workload] = []
-    for document in documents:
-        for obj in _objects(document):
-            _classify(obj, path, configmaps, workloads)
+    try:
+        for document in documents:
+            for obj in _objects(document):
+                _classify(obj, path, configmaps, workloads)
+    except RecursionError as exc:
+        raise FluentdSyntaxError(path, 1, "a manifest nested too deeply to read") from exc
     configmaps = [c for c in configmaps if c.entries]
     if not configmaps:
         raise FluentdSyntaxError(path, 1, "no ConfigMap with .conf entries under data "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -192,3 +193,22 @@ def test_key_paths_stay_unambiguous(parent: str, key: str, path: str) -> None:
 
 def test_list_items_are_indexed_in_key_paths() -> None:
     assert join_index("sources.tail.paths", 2) == "sources.tail.paths[2]"
+
+
+DEEP = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+    "deep-nesting.yaml"
+
+
+def test_a_document_nested_too_deeply_is_one_problem_not_a_traceback():
+    tree, problems = parse_yaml(DEEP.read_text(), "deep.yaml")
+    assert tree is None
+    assert [(p.line, p.message) for p in problems] == [
+        (1, "invalid YAML: nested too deeply to read")]
+
+
+def test_check_of_a_deeply_nested_file_exits_2_with_one_line(capsys):
+    from shipper.cli import main
+
+    assert main(["check", "-c", str(DEEP)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nested too deeply" in err

@@ -196,3 +196,16 @@ def test_an_include_of_a_file_in_no_configmap_exits_2_saying_so(tmp_path):
         read_fluentd(str(write(tmp_path, text, "cm.yaml")), Findings())
     assert "@include systemd.conf: /fluentd/etc/systemd.conf is in no ConfigMap of this " \
            "file" in caught.value.message
+
+
+def test_a_manifest_nested_too_deeply_is_refused_in_one_line(capsys):
+    from pathlib import Path
+
+    from shipper.cli import main
+
+    deep = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+        "deep-nesting.yaml"
+    with pytest.raises(FluentdSyntaxError, match="nested too deeply"):
+        read_fluentd(str(deep), Findings())
+    assert main(["migrate-fluentd", str(deep)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
