@@ -45,7 +45,7 @@ DEFAULT_MAX_NESTING_DEPTH = 32
 # at the bound is a few MiB of Python objects, where an empty map costs 1 byte on the wire
 # and ~64 bytes decoded.
 DEFAULT_MAX_VALUES_PER_RECORD = 1 << 16
-# A decoded Forward-mode request is held whole: 2 Mi values is an average of 4 bytes per value
+# A request decoded whole is held whole: 2 Mi values is an average of 4 bytes per value
 # in a default 8 MiB frame (a minimal Fluent Bit event spends ~15) and ~150 MB of objects.
 DEFAULT_MAX_VALUES_PER_REQUEST = 1 << 21
 
@@ -242,15 +242,16 @@ Elasticsearch answers 409 instead of storing them twice.
                "1); a deeper record closes the connection (`too_deep`) without an ack.",
         "check": checks.positive})
     max_values_per_record: int = field(default=DEFAULT_MAX_VALUES_PER_RECORD, metadata={
-        "doc": "Most values in one PackedForward event (each array element and each map "
-               "pair counts one, nested ones too); more closes the connection "
+        "doc": "Most values in one event (each array element and each map pair counts "
+               "one, nested ones too) of a PackedForward request or a Forward-mode request "
+               "larger than this many bytes; more closes the connection "
                "(`too_many_values`) without an ack. Bounds the memory one event can take "
                "when decoded (an empty map is 1 byte sent, ~64 bytes decoded).",
         "check": checks.positive})
     max_values_per_request: int = field(default=DEFAULT_MAX_VALUES_PER_REQUEST, metadata={
-        "doc": "Most values in one Forward or Message mode request, which is decoded whole; "
-               "more closes the connection (`too_many_values`) without an ack. "
-               "PackedForward requests are decoded an event at a time instead.",
+        "doc": "Most values in a request decoded whole (Message mode, small Forward-mode "
+               "requests, odd shapes); more closes the connection (`too_many_values`) "
+               "without an ack. Other requests are decoded an event at a time.",
         "check": checks.positive})
     max_batch_records: int = field(default=2000, metadata={
         "doc": "Most records per emitted batch; a large request is emitted in several batches "

@@ -46,6 +46,7 @@ from shipper.sources.forward.decoder import (
     MsgpackFramer,
     check_chunk,
     parse_request,
+    split_forward,
     unpack_frame,
 )
 from shipper.sources.forward.events import EventConverter
@@ -284,14 +285,26 @@ class Connection:
             if isinstance(item, tuple):
                 await self._handle(item[0], item[1], converter)
             else:
-                limit = self.ctx.config.max_values_per_request
-                if len(item) > limit:
-                    # The counted decode of a large frame runs Python at each container it
-                    # closes, so on a worker thread the event loop gets its turns meanwhile.
-                    message = await asyncio.to_thread(unpack_frame, item, limit)
-                else:
-                    message = unpack_frame(item, limit)
-                await self._handle(message, item, converter)
+                await self._handle(await self._unpack(item), item, converter)
+
+    async def _unpack(self, frame: bytes) -> Any:
+        """Decode a frame. A Forward-mode frame that could hold more values than one event
+        may gets the PackedForward treatment (``split_forward``: bounds per event, lazy
+        decode in slices); work on large frames runs on a worker thread, where the event
+        loop gets its turns between entries and containers."""
+        cfg = self.ctx.config
+        message: Any = None
+        if len(frame) > cfg.max_values_per_record:
+            args = (frame, cfg.max_values_per_record, cfg.max_frame_bytes,
+                    cfg.max_values_per_request)
+            message = (await asyncio.to_thread(split_forward, *args)
+                       if len(frame) > OFFLOAD_BYTES else split_forward(*args))
+        if message is not None:
+            return message
+        if len(frame) > cfg.max_values_per_request:
+            # The counted decode of a large frame runs Python at each container it closes.
+            return await asyncio.to_thread(unpack_frame, frame, cfg.max_values_per_request)
+        return unpack_frame(frame, cfg.max_values_per_request)
 
     async def _handshake(self, framer: MsgpackFramer) -> list[bytes] | None:
         """HELO, then the client's PING; returns frames that followed the PING, or None

@@ -410,13 +410,12 @@ def scan_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PE
     """Check the entries of a MessagePackEventStream now; return an iterator decoding them.
 
     One linear pass skips the entries (no objects built) to find where the last complete one
-    ends. No container inside an entry may declare more than ``max_values`` elements (a
-    record never holds more values), which refuses the header of a huge array of empty maps
-    before it is walked. An entry of at most ``max_values`` bytes cannot hold more values
-    than that and is decoded as it is; a larger one (rare: a long log line, a big stack
-    trace) is decoded with a value budget, so an entry of many tiny values (an empty map is
-    one byte on the wire, ~64 bytes as a Python object) is refused as ``too_many_values``
-    after building at most about ``2 * max_values`` objects. ``FLUSH`` markers are
+    ends and how long each is. An entry of at most ``max_values`` bytes cannot hold more
+    values than that and is decoded as it is; a larger one (rare: a long log line, a big
+    stack trace) is decoded with a value budget, where no container may declare more than
+    ``max_values`` elements either, so an entry of many tiny values (an empty map is one
+    byte on the wire, ~64 bytes as a Python object) is refused as ``too_many_values`` after
+    building at most about ``2 * max_values`` objects. ``FLUSH`` markers are
     interleaved every ``FLUSH_BYTES`` of entries. An entry longer than ``max_event_bytes``
     (the connection passes ``max_frame_bytes``: no event of the other modes can be larger)
     is refused as ``event_too_large``, so one inflated payload cannot become one document of
@@ -425,11 +424,20 @@ def scan_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PE
     """
     if not blob:
         return iter(())
+    complete, events, error = _scan_entries(blob, max_values, max_event_bytes)
+    if error is None and complete != len(blob):
+        error = _malformed("entries end in the middle of an event")
+    return _decode_packed(blob, complete, events, max_values, error)
+
+
+def _scan_entries(blob: bytes | bytearray | memoryview, max_values: int,
+                  max_event_bytes: int | None, count: int = -1,
+                  ) -> tuple[int, list[tuple[int, int, int]], InputProtocolError | None]:
+    """The skip pass of ``scan_packed`` over at most ``count`` entries (all when -1): where
+    the last complete entry ends, the decode events, and the error that stopped it."""
     framer = msgpack.Unpacker(_ViewReader(memoryview(blob)),
                               read_size=min(READ_SIZE, len(blob)),
-                              max_buffer_size=len(blob),
-                              max_map_len=min(MAX_MAP_KEYS, max_values),
-                              max_array_len=min(MAX_ARRAY_LEN, max_values))
+                              max_buffer_size=len(blob))
     error: InputProtocolError | None = None
     complete = 0  # end of the last complete entry
     index = 0
@@ -437,16 +445,10 @@ def scan_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PE
     # (entry index, start, end or -1 for a flush before that entry), in order
     events: list[tuple[int, int, int]] = []
     gate = max_values if max_event_bytes is None else min(max_values, max_event_bytes)
-    while True:
+    while index != count:
         try:
             framer.skip()
         except msgpack.OutOfData:
-            break
-        except ValueError as exc:
-            if "exceeds max_" in str(exc):
-                error = _too_many("an event", max_values)
-            else:
-                error = _malformed("undecodable entries", exc)
             break
         except _UNPACK_ERRORS as exc:
             error = _malformed("undecodable entries", exc)
@@ -466,14 +468,12 @@ def scan_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PE
                 events.append((index, complete, end))
         complete = end
         index += 1
-    del framer
-    if error is None and complete != len(blob):
-        error = _malformed("entries end in the middle of an event")
-    return _decode_packed(blob, complete, events, max_values, error)
+    return complete, events, error
 
 
-def _decode_packed(blob: bytes | bytearray, complete: int, events: list[tuple[int, int, int]],
-                   max_values: int, error: InputProtocolError | None) -> Iterator[Any]:
+def _decode_packed(blob: bytes | bytearray | memoryview, complete: int,
+                   events: list[tuple[int, int, int]], max_values: int,
+                   error: InputProtocolError | None) -> Iterator[Any]:
     if complete:
         entries = msgpack.Unpacker(_ViewReader(memoryview(blob)[:complete]),
                                    read_size=min(READ_SIZE, complete),
@@ -502,6 +502,68 @@ def _decode_packed(blob: bytes | bytearray, complete: int, events: list[tuple[in
             raise _malformed("undecodable entries", exc) from exc
     if error is not None:
         raise error
+
+
+@dataclass(slots=True)
+class LazyEntries:
+    """The events of a large Forward-mode request, checked but not yet decoded."""
+
+    entries: Iterator[Any]
+
+
+def _array_header(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """(length, offset after the header) of the array at ``pos``, else None."""
+    b = buf[pos]
+    if 0x90 <= b <= 0x9F:
+        return b & 0x0F, pos + 1
+    if b == 0xDC:
+        return int.from_bytes(buf[pos + 1:pos + 3], "big"), pos + 3
+    if b == 0xDD:
+        return int.from_bytes(buf[pos + 1:pos + 5], "big"), pos + 5
+    return None
+
+
+def _string_end(buf: bytes, pos: int) -> int | None:
+    """The offset just past the str or bin value at ``pos``, else None."""
+    b = buf[pos]
+    if 0xA0 <= b <= 0xBF:
+        return pos + 1 + (b & 0x1F)
+    width = {0xD9: 1, 0xC4: 1, 0xDA: 2, 0xC5: 2, 0xDB: 4, 0xC6: 4}.get(b)
+    if width is None:
+        return None
+    return pos + 1 + width + int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
+
+
+def split_forward(frame: bytes, max_values: int, max_event_bytes: int,
+                  max_request_values: int = DEFAULT_MAX_VALUES_PER_REQUEST) -> list[Any] | None:
+    """A complete Forward-mode frame ``[tag, [event, ...], option...]`` as
+    ``[tag, LazyEntries, option...]``: its events get the same skip pass and bounds as
+    PackedForward ones (``max_values`` per event, ``max_event_bytes``, decoded lazily in
+    slices), instead of the whole request being decoded at once: ``event_too_large`` is
+    raised here, ``too_many_values`` when that event is reached. None when the frame has
+    another shape (it is decoded whole)."""
+    head = _array_header(frame, 0)
+    if head is None or not 2 <= head[0] <= 17:
+        return None
+    n, pos = head
+    tag_end = _string_end(frame, pos)
+    if tag_end is None or tag_end >= len(frame):
+        return None
+    array = _array_header(frame, tag_end)
+    if array is None:
+        return None
+    count, start = array
+    view = memoryview(frame)[start:]
+    complete = 0
+    events: list[tuple[int, int, int]] = []
+    if count:
+        complete, events, error = _scan_entries(view, max_values, max_event_bytes, count)
+        if error is not None:
+            raise error
+    tag = unpack_frame(frame[pos:tag_end])
+    rest = unpack_frame(bytes([0x90 + n - 2]) + frame[start + complete:], max_request_values)
+    entries = _decode_packed(view, complete, events, max_values, None) if count else iter(())
+    return [tag, LazyEntries(entries), *rest]
 
 
 def _text(value: Any, what: str) -> str:
@@ -541,6 +603,8 @@ def parse_request(message: list[Any], raw: bytes, max_decompressed: int,
                                  f"unsupported compression {compressed!r} (text or gzip)")
     if isinstance(second, list):
         return Request(tag, "forward", iter(second), _option(message, 2), raw, False)
+    if type(second) is LazyEntries:
+        return Request(tag, "forward", second.entries, _option(message, 2), raw, True)
     record = message[2] if len(message) > 2 else None
     return Request(tag, "message", iter([[second, record]]), _option(message, 3), raw, False)
 

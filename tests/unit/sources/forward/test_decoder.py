@@ -445,3 +445,46 @@ def test_a_packed_event_larger_than_the_event_bound_is_refused() -> None:
     request = parse_request(unpack_frame(frame), frame, 64 * MB, max_event_bytes=100_000)
     with pytest.raises(InputProtocolError):
         list(request.entries)
+
+
+def test_a_large_forward_request_decodes_lazily_to_the_same_records() -> None:
+    """split_forward gives the records the whole-frame decode gives (invalid UTF-8, binary,
+    EventTime, options, chunk ids), and refuses an event over the bounds up front."""
+    from shipper.sources.forward.decoder import split_forward
+    from shipper.sources.forward.events import EventConverter
+
+    et = msgpack.ExtType(0, (1_700_000_000).to_bytes(4, "big") + (7).to_bytes(4, "big"))
+    events = [[et, {"log": "x" * 300, "b": b"\xff\x00", "n": [1, {"k": "v"}], "i": i}]
+              for i in range(400)]
+    events.append([1_700_000_001, {"big": "y" * 70_000}])  # takes the counted decode
+    events.append("not an event")
+    packed = msgpack.packb(["app.t", events, {"chunk": "c1"}], use_bin_type=True)
+    bad_utf8 = b"\xa3a\xffb"  # fixstr holding invalid UTF-8
+    frame = packed.replace(b"\xa1b\xc4\x02\xff\x00", b"\xa1b" + bad_utf8, 1)
+    assert frame != packed and len(frame) > 65_536
+
+    def records(message: object) -> list[tuple[object, ...]]:
+        request = parse_request(message, frame, 64 * MB)  # type: ignore[arg-type]
+        out = []
+        for batch in EventConverter(None, None, {}).batches(request, 100):
+            out += [(r.tag, r.time_ns, r.doc_id, r.body) for r in batch]
+        return out
+
+    lazy = split_forward(frame, 65_536, 8 * MB)
+    assert lazy is not None
+    got = records(lazy)
+    assert len(got) == 401
+    assert got == records(unpack_frame(frame))
+    assert got[0][3]["b"] == "a\\xffb"
+    # bounds apply per event: size before anything is decoded, values at that event
+    with pytest.raises(InputProtocolError) as err:
+        split_forward(frame, 65_536, 60_000)
+    assert err.value.reason == "event_too_large"
+    bomb = b"\x92\xa1t\x98" + (b"\x92\x01" + _empty_maps(1 << 17)) * 8
+    lazy_bomb = split_forward(bomb, 65_536, 8 * MB)
+    assert lazy_bomb is not None
+    with pytest.raises(InputProtocolError) as err:
+        list(parse_request(lazy_bomb, bomb, 64 * MB).entries)
+    assert err.value.reason == "too_many_values"
+    # other shapes are left to the whole-frame decode
+    assert split_forward(msgpack.packb(["t", b"blob" * 20_000]), 65_536, 8 * MB) is None
