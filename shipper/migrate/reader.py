@@ -31,6 +31,15 @@ _FLUENT_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECAS
 _FLUENT_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENV_NAME = re.compile(r"[^A-Z0-9_]+")
+def _may_hold_a_secret(code: str) -> bool:
+    """Embedded Ruby with a string in it (a fallback, a file read) may spell a credential."""
+    return any(quote in code for quote in ("'", '"', "%q", "%Q", "<<")) or bool(
+        _CREDENTIAL_TEXT.search(code))
+
+
+#: Text that reads like a credential whatever the key is called.
+_CREDENTIAL_TEXT = re.compile(r"bearer|basic\s|authorization|passw|secret|token|api[-_]?key",
+                              re.IGNORECASE)
 
 
 def fluent_size(text: str) -> int | None:
@@ -144,7 +153,9 @@ class SectionReader:
             if isinstance(piece, Text):
                 out.append(piece.text.replace("${", "$${"))
             elif isinstance(piece, Ruby):
-                self.warn(param, f"{param.key}: embedded Ruby #{{{piece.code}}} has no "
+                code = ("(value hidden)" if is_secret_key(param.key)
+                        or _may_hold_a_secret(piece.code) else f"#{{{piece.code}}}")
+                self.warn(param, f"{param.key}: embedded Ruby {code} has no "
                                  "equivalent; the key is left out, set it by hand")
                 return None
             else:
@@ -178,8 +189,15 @@ class SectionReader:
         return f"${{{env.name}}}"
 
     def shown(self, param: Param) -> str:
-        """The value for a message: never a credential, never a URL's query or user info."""
-        if is_secret_key(param.key):
+        """The value for a message: never a credential, never a URL's query or user info.
+
+        Hidden too: headers (an Authorization header is a credential under another name),
+        embedded Ruby (it may read or hold one) and text that reads like a credential.
+        """
+        if (is_secret_key(param.key) or "header" in param.key.lower()
+                or any(isinstance(piece, Ruby) and _may_hold_a_secret(piece.code)
+                       for piece in param.value.pieces)
+                or _CREDENTIAL_TEXT.search(param.value.describe())):
             return "(value hidden)"
         text = param.value.describe()
         if "://" in text:  # a URL may carry a token in its query or a password before @

@@ -120,3 +120,18 @@ def test_parameters_nobody_read_are_reported_without_secret_values():
     assert "client_key_pass (value hidden)" in text
     assert "hunter2" not in text and "token=abc" not in text and "u:p" not in text
     assert "known" not in text
+
+
+def test_messages_never_echo_headers_or_embedded_ruby_that_may_hold_a_secret(capsys):
+    from pathlib import Path
+
+    from shipper.cli import main
+
+    conf = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+        "secret-messages.conf"
+    assert main(["migrate-fluentd", str(conf)]) == 1
+    out, err = capsys.readouterr()
+    for secret in ("HeaderTok999", "RubySecretFFF", "RubyUserBBB", "RubyOtherCCC"):
+        assert secret not in err and secret not in out, secret
+    assert "custom_headers (value hidden)" in err
+    assert "harmless_param '42'" in err  # other values are still shown
