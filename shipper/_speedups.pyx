@@ -153,7 +153,7 @@ def decode_cri(decoder, list lines, Py_ssize_t offset, fallback):
     cdef Py_ssize_t max_bytes = decoder.max_bytes
     cdef Py_ssize_t end = offset, start, n, i, s1, s2, s3
     cdef const unsigned char *p
-    cdef long long base, frac, carry = 0
+    cdef long long base = 0, frac = 0, carry = 0
     cdef bint have_carry = False
     cdef _Heads heads = _Heads()
     cdef _Ids ids = _Ids(ident)
@@ -335,7 +335,7 @@ def decode_docker(decoder, list lines, Py_ssize_t offset, fallback):
     cdef const unsigned char *p
     cdef unsigned char *buf = NULL
     cdef unsigned char *grown
-    cdef long long base, frac, carry = 0, time_ns
+    cdef long long base = 0, frac = 0, carry = 0, time_ns = 0
     cdef bint have_carry = False
     cdef _Heads heads = _Heads()
     cdef _Ids ids = _Ids(ident)
