@@ -45,6 +45,7 @@ from shipper.sources.forward.decoder import (
     JsonFramer,
     MsgpackFramer,
     check_chunk,
+    forward_shape,
     parse_request,
     split_forward,
     unpack_frame,
@@ -294,7 +295,7 @@ class Connection:
         loop gets its turns between entries and containers."""
         cfg = self.ctx.config
         message: Any = None
-        if len(frame) > cfg.max_values_per_record:
+        if len(frame) > cfg.max_values_per_record and forward_shape(frame) is not None:
             args = (frame, cfg.max_values_per_record, cfg.max_frame_bytes,
                     cfg.max_values_per_request)
             message = (await asyncio.to_thread(split_forward, *args)

@@ -534,14 +534,10 @@ def _string_end(buf: bytes, pos: int) -> int | None:
     return pos + 1 + width + int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
 
 
-def split_forward(frame: bytes, max_values: int, max_event_bytes: int,
-                  max_request_values: int = DEFAULT_MAX_VALUES_PER_REQUEST) -> list[Any] | None:
-    """A complete Forward-mode frame ``[tag, [event, ...], option...]`` as
-    ``[tag, LazyEntries, option...]``: its events get the same skip pass and bounds as
-    PackedForward ones (``max_values`` per event, ``max_event_bytes``, decoded lazily in
-    slices), instead of the whole request being decoded at once: ``event_too_large`` is
-    raised here, ``too_many_values`` when that event is reached. None when the frame has
-    another shape (it is decoded whole)."""
+def forward_shape(frame: bytes) -> tuple[int, int, int, int, int] | None:
+    """For a complete frame ``[tag, [event, ...], ...]``: its length, where the tag starts
+    and ends, the number of events and where they start; None for any other shape. Reads
+    a few header bytes only."""
     head = _array_header(frame, 0)
     if head is None or not 2 <= head[0] <= 17:
         return None
@@ -552,7 +548,21 @@ def split_forward(frame: bytes, max_values: int, max_event_bytes: int,
     array = _array_header(frame, tag_end)
     if array is None:
         return None
-    count, start = array
+    return n, pos, tag_end, array[0], array[1]
+
+
+def split_forward(frame: bytes, max_values: int, max_event_bytes: int,
+                  max_request_values: int = DEFAULT_MAX_VALUES_PER_REQUEST) -> list[Any] | None:
+    """A complete Forward-mode frame ``[tag, [event, ...], option...]`` as
+    ``[tag, LazyEntries, option...]``: its events get the same skip pass and bounds as
+    PackedForward ones (``max_values`` per event, ``max_event_bytes``, decoded lazily in
+    slices), instead of the whole request being decoded at once: ``event_too_large`` is
+    raised here, ``too_many_values`` when that event is reached. None when the frame has
+    another shape (it is decoded whole)."""
+    shape = forward_shape(frame)
+    if shape is None:
+        return None
+    n, pos, tag_end, count, start = shape
     view = memoryview(frame)[start:]
     complete = 0
     events: list[tuple[int, int, int]] = []

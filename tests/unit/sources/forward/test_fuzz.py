@@ -28,7 +28,9 @@ from shipper.sources.forward.decoder import (
     JsonFramer,
     MsgpackFramer,
     check_chunk,
+    forward_shape,
     parse_request,
+    split_forward,
     unpack_frame,
 )
 from shipper.sources.forward.events import MAX_NS, EventConverter
@@ -56,7 +58,7 @@ def consume(data: bytes, steps: list[int], json_mode: bool = False) -> int:
         if isinstance(framer, JsonFramer):
             items = iter(framer.feed(piece))
         else:
-            items = ((unpack_frame(f), f) for f in framer.feed(piece))
+            items = ((decode_frame(f), f) for f in framer.feed(piece))
         for message, raw in items:
             if not isinstance(message, list):
                 continue
@@ -69,6 +71,16 @@ def consume(data: bytes, steps: list[int], json_mode: bool = False) -> int:
                     check_record(record)
                 records += len(batch)
     return records
+
+
+def decode_frame(frame: bytes) -> Any:
+    """As a connection decodes a frame, except that every Forward-mode frame (not only those
+    over max_values_per_record bytes) takes the event-at-a-time path, to fuzz it too."""
+    if forward_shape(frame) is not None:
+        message = split_forward(frame, 65_536, FRAME)
+        if message is not None:
+            return message
+    return unpack_frame(frame)
 
 
 def check_record(record: Record) -> None:
