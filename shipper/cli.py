@@ -74,6 +74,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if line is not None:
         print(line, file=sys.stderr)
         return EXIT_CONFIG
+    if not args.config_only:  # TLS, CA, token files: present and readable on this host
+        from shipper.config.hostfiles import unreadable_files
+
+        missing = unreadable_files(config, config.config_file or args.config)
+        for problem in missing:
+            print(problem, file=sys.stderr)
+        if missing:
+            return EXIT_CONFIG
     print(f"{args.config}: ok")
     return 0
 

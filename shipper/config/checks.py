@@ -8,6 +8,8 @@ sentence about the value (``must be between 1 and 65535``).
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Sized
 
 
@@ -99,15 +101,55 @@ def host_port(value: str) -> str | None:
 
 
 def listen_address(value: str) -> str | None:
-    """A ``host:port`` listen address; port 0 picks a free port."""
+    """A ``host:port`` listen address; port 0 picks a free port.
+
+    A host written as numbers and dots must be an IPv4 address (``256.1.1.1`` is refused
+    here rather than when the agent binds); other names are resolved when it binds.
+    """
     try:
-        split_host_port(value, allow_any_port=True)
+        host, _ = split_host_port(value, allow_any_port=True)
     except ValueError as exc:
         return str(exc)
+    if host and all(c.isdigit() or c == "." for c in host) and _ipv4(host) is None:
+        return f"{host} is not an IPv4 address, in {value!r}"
+    if value.startswith("[") and _ip(host) is None:
+        return f"{host} is not an IPv6 address, in {value!r}"
     return None
 
 
 _ANY_HOST = ("0.0.0.0", "::", "")
+#: ``localhost`` without asking DNS: the loopback addresses it names on every Linux.
+_LOCALHOST = frozenset({"127.0.0.1", "::1"})
+
+
+def _ipv4(host: str) -> str | None:
+    """``127.1`` or ``127.0.0.1`` as the C library reads them (what bind would use)."""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _ip(host: str) -> str | None:
+    """The canonical text of an IP address (IPv4-mapped IPv6 as IPv4), or None."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _bound_hosts(host: str) -> frozenset[str]:
+    """The addresses a listen host stands for, so differently written equal hosts compare."""
+    lowered = host.lower().rstrip(".")
+    if lowered in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return _LOCALHOST
+    canonical = _ip(lowered)
+    if canonical is None and lowered and all(c.isdigit() or c == "." for c in lowered):
+        canonical = _ipv4(lowered)
+    return frozenset({canonical or lowered})
 
 
 def shared_listeners(listeners: list[tuple[str, str]]) -> list[str]:
@@ -118,19 +160,19 @@ def shared_listeners(listeners: list[tuple[str, str]]) -> list[str]:
     0 asks the kernel for a free port and never clashes; malformed addresses are reported by
     their own field check.
     """
-    seen: list[tuple[str, str, int]] = []
+    seen: list[tuple[str, frozenset[str], int]] = []
     problems = []
     for who, address in listeners:
         try:
-            host, number = split_host_port(address, allow_any_port=True)
+            host_text, number = split_host_port(address, allow_any_port=True)
         except ValueError:
             continue
         if number == 0:
             continue
-        host = host.lower()
+        host = _bound_hosts(host_text)
         for other, other_host, other_port in seen:
-            if other_port == number and (host == other_host or host in _ANY_HOST
-                                         or other_host in _ANY_HOST):
+            if other_port == number and (host & other_host or host & set(_ANY_HOST)
+                                         or other_host & set(_ANY_HOST)):
                 problems.append(f"{who} listens on {address}, which {other} already takes; "
                                 "the second could not start (address already in use)")
                 break

@@ -69,3 +69,23 @@ def test_different_ports_hosts_and_port_0_do_not_clash() -> None:
     assert checks.shared_listeners([
         ("a", "0.0.0.0:24224"), ("b", "0.0.0.0:24225"), ("c", "127.0.0.1:9"),
         ("d", "10.0.0.1:9"), ("e", "127.0.0.1:0"), ("f", "127.0.0.1:0"), ("g", "bad")]) == []
+
+
+@pytest.mark.parametrize("first", ["localhost:24224", "127.1:24224", "[::ffff:127.0.0.1]:24224",
+                                   "[0:0:0:0:0:0:0:0]:24224", "LOCALHOST:24224",
+                                   "0.0.0.0:24224"])
+def test_listeners_written_differently_but_equal_clash(first):
+    assert len(checks.shared_listeners([("a", first), ("b", "127.0.0.1:24224")])) == 1
+
+
+@pytest.mark.parametrize("first", ["127.0.0.2:24224", "[::1]:24225", "10.0.0.1:24224"])
+def test_listeners_on_different_addresses_do_not_clash(first):
+    assert checks.shared_listeners([("a", first), ("b", "127.0.0.1:24224")]) == []
+
+
+@pytest.mark.parametrize(("address", "bad"), [
+    ("256.1.1.1:24224", True), ("1.2.3.4.5:24224", True), ("[::g]:24224", True),
+    ("127.1:24224", False), ("0.0.0.0:0", False), ("[::]:24224", False),
+    ("fluentd.logging:24224", False)])
+def test_listen_addresses_that_cannot_be_bound_are_refused(address, bad):
+    assert (checks.listen_address(address) is not None) is bad
