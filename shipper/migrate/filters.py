@@ -24,6 +24,7 @@ from shipper.migrate.model import Section
 from shipper.migrate.reader import Conversion, SectionReader
 from shipper.migrate.routing import overlap, pattern_of
 from shipper.migrate.rubyre import ruby_regex
+from shipper.tagmatch import collapse_globstars
 
 _NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _EXACT = re.compile(rf"^/?\^\(?((?:{_NAME}\|?)+)\)?\$/?$")
@@ -180,8 +181,10 @@ def _json_or_text(parse: Section) -> bool:
 def _grep(r: SectionReader, conv: Conversion) -> None:
     rules = [(c, c.params.get("key"), c.params.get("pattern"))
              for c in r.section.all_children("exclude")]
+    scope = pattern_of(r.section, conv)
     for child, key, pattern in rules:
-        field = (key.value.assumed() if key else "").replace("$['kubernetes']['", "kubernetes.")
+        raw = key.value.assumed().strip() if key else ""
+        field = raw.replace("$['kubernetes']['", "kubernetes.")
         field = field.removeprefix("$.").rstrip("']")
         what = _KEYS.get(field.removeprefix("kubernetes."))
         match = _EXACT.match(pattern.value.assumed().strip()) if pattern else None
@@ -190,13 +193,39 @@ def _grep(r: SectionReader, conv: Conversion) -> None:
                           "namespaces or containers by exact name (as tail exclude globs); "
                           "not converted")
             continue
+        if not raw.startswith(("$.", "$[")):
+            r.warn(child, f"grep <exclude> on {raw}: without $. the key is one top-level "
+                          "field of that literal name, which no record has, so Fluentd "
+                          "excludes nothing; not converted (write $." + field + " to exclude)")
+            continue
         names = match.group(1).split("|")
         globs = [f"*_{n}_*" if what == "namespace" else f"*_*_{n}-{'?' * 64}.log"
                  for n in names]
+        converted, early, narrow = [], [], []
         for component in tail_sources(conv, r.section):
-            component.body.setdefault("exclude", []).extend(globs)
-        r.note(child, f"grep <exclude> of {what}s {', '.join(names)} -> exclude "
-                      f"{', '.join(globs)} on the tail sources (those files are not read)")
+            prefix = component.body.get("tag_prefix", "kube")
+            tags = f"{prefix}.**" if prefix else "**"
+            # A file exclude drops every line of the file; Fluentd drops only records the
+            # grep sees (its tag scope) and only once kubernetes_metadata added the field.
+            if not _metadata_before(conv, tags):
+                early.append(component.name)
+            elif not _covers(scope, tags):
+                narrow.append(component.name)
+            else:
+                component.body.setdefault("exclude", []).extend(globs)
+                converted.append(component.name)
+        if converted:
+            r.note(child, f"grep <exclude> of {what}s {', '.join(names)} -> exclude "
+                          f"{', '.join(globs)} on the tail sources (those files are not read)")
+        if early:
+            r.warn(child, f"grep <exclude> of {what}s {', '.join(names)}: not converted: no "
+                          "kubernetes_metadata filter runs before it on the records of "
+                          f"{', '.join(early)}, so {field} does not exist yet and Fluentd "
+                          "excludes nothing; a file exclude would drop those files")
+        if narrow:
+            r.warn(child, f"grep <exclude> of {what}s {', '.join(names)}: not converted: its "
+                          f"tag pattern {scope!r} sees only some records of "
+                          f"{', '.join(narrow)}; a file exclude would drop all of them")
     for child in r.section.children:
         if child.name != "exclude":
             r.warn(child, f"grep <{child.name}>: shipper has no filter that keeps only "
@@ -206,6 +235,31 @@ def _grep(r: SectionReader, conv: Conversion) -> None:
                                        "of a namespace or container name)")
         r.skip((name,))
     r.finish("shipper")
+
+
+def _covers(scope: str, tags: str) -> bool:
+    """True when the tag pattern ``scope`` matches every tag ``tags`` (``p.q.**``) matches.
+
+    Decided on the pattern text: ``**``, or ``a.*.**``-like prefixes of ``tags`` followed by
+    ``**``. Anything else counts as not covering (the conversion then warns).
+    """
+    wanted = tags.split(".")[:-1]
+    for single in collapse_globstars(scope).split():
+        parts = single.split(".")
+        if parts == ["**"]:
+            return True
+        if parts[-1] != "**" or len(parts) - 1 > len(wanted):
+            continue
+        if all(p == w or p == "*" for p, w in zip(parts[:-1], wanted, strict=False)):
+            return True
+    return False
+
+
+def _metadata_before(conv: Conversion, tags: str) -> bool:
+    """A kubernetes_metadata filter converted so far sees every record of ``tags``."""
+    return any(c.body.get("type") == "kubernetes_metadata"
+               and isinstance(c.body.get("match"), str) and _covers(c.body["match"], tags)
+               for c in conv.document.filters.values())
 
 
 def tail_sources(conv: Conversion, section: Section) -> list[Component]:

@@ -3,6 +3,11 @@ Logz.io's record_transformer, concat -> multiline; everything else reported."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from shipper.migrate import migrate
 from tests.unit.migrate.helpers import convert, data, messages, one, validate
 
 TAIL = """\
@@ -109,6 +114,9 @@ def test_grep_excluding_namespaces_or_containers_excludes_their_files(tmp_path):
           tag other.*
         </source>
         <filter kubernetes.**>
+          @type kubernetes_metadata
+        </filter>
+        <filter kubernetes.**>
           @type grep
           <exclude>
             key $.kubernetes.namespace_name
@@ -133,9 +141,9 @@ def test_grep_excluding_namespaces_or_containers_excludes_their_files(tmp_path):
         "*_kube-system_*", "*_monitoring_*", "*_*_istio-proxy-" + "?" * 64 + ".log"]
     assert "exclude" not in sources["other"]  # its tags never reach the filter
     warned = messages(migration)
-    assert "fluent.conf:22: grep <exclude> on log: shipper can only exclude namespaces or " \
+    assert "fluent.conf:25: grep <exclude> on log: shipper can only exclude namespaces or " \
            "containers by exact name (as tail exclude globs); not converted" in warned
-    assert any(m.startswith("fluent.conf:26: grep <regexp>") for m in warned)
+    assert any(m.startswith("fluent.conf:29: grep <regexp>") for m in warned)
     validate(migration)
 
 
@@ -200,3 +208,17 @@ def test_unknown_filters_are_warnings(tmp_path):
     migration = convert(tmp_path, TAIL + "<filter **>\n  @type geoip\n</filter>\n" + OUTPUT)
     assert messages(migration) == ["fluent.conf:7: <filter **> @type geoip: the filter plugin "
                                    "geoip has no equivalent in shipper; it is not converted"]
+
+
+HOSTILE = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile"
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("grep-exclude-before-metadata.conf", "no kubernetes_metadata filter runs before it"),
+    ("grep-exclude-literal-key.conf", "without $. the key is one top-level field"),
+    ("grep-exclude-narrow-tags.conf", "sees only some records of containers")])
+def test_grep_exclude_that_fluentd_would_not_apply_to_whole_files_is_a_warning(name, why):
+    migration = migrate(str(HOSTILE / name))
+    assert "exclude" not in data(migration)["sources"]["containers"]
+    assert [w.message for w in migration.findings.warnings if why in w.message] != []
+    assert migration.exit_code == 1
