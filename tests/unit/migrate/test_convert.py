@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from shipper.migrate import migrate
 from shipper.migrate.routing import overlap
 from tests.unit.migrate.helpers import convert, data, messages, validate
 
@@ -64,11 +67,14 @@ def test_labels_are_flattened_and_error_and_fluent_log_labels_explained(tmp_path
     config = data(migration)
     assert config["log_level"] == "warning"
     assert list(config["outputs"]) == ["stdout", "stdout_2"]
+    assert config["workers"] == 2
     assert messages(migration) == [
-        "fluent.conf:3: workers: shipper runs one process per node",
         "fluent.conf:21: <label @ERROR>: not converted; records a server rejects go to the "
         "dead-letter store (state_dir/dead-letter, with the reason)",
-        "fluent.conf:32: <worker 0>: shipper runs one process; its contents are converted for it"]
+        "fluent.conf:32: <worker 0>: shipper runs one process; its contents are converted for it",
+        "fluent.conf:33: <match other.**> @type stdout in the top level: in Fluentd only "
+        "records of sources routed there reach it; shipper routes by tag only, so records of "
+        "forward (@label @APP) now also reach it"]
     notes = " ".join(messages(migration, "note"))
     assert "@label @APP: shipper routes by tag only" in notes
     assert "<label @OUT>: converted in place" in notes
@@ -103,3 +109,38 @@ def test_two_sources_on_one_address_are_a_warning(tmp_path):
     assert messages(migration) == [
         "fluent.conf:4: source forward_2 listens on 127.0.0.1:24224, which source forward "
         "already takes; the second could not start (address already in use)"]
+
+
+def test_a_label_routed_source_reaching_other_outputs_is_a_warning():
+    conf = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+        "label-routing.conf"
+    migration = migrate(str(conf))
+    warned = [w.message for w in migration.findings.warnings]
+    assert any(m.startswith("<match **> @type forward in <label @FWD>") and
+               "containers (no @label) now also reach it" in m for m in warned)
+    assert any(m.startswith("<match kubernetes.**> @type elasticsearch in the top level") and
+               "forward (@label @FWD) now also reach it" in m for m in warned)
+    assert migration.exit_code == 1
+
+
+def test_a_relabel_chain_carries_its_sources_to_the_next_label(tmp_path):
+    migration = convert(tmp_path, """\
+        <source>
+          @type tail
+          path /var/log/containers/*.log
+          tag kubernetes.*
+          @label @K8S
+        </source>
+        <label @K8S>
+          <match **>
+            @type relabel
+            @label @OUT
+          </match>
+        </label>
+        <label @OUT>
+          <match **>
+            @type stdout
+          </match>
+        </label>
+        """)
+    assert not any("now also reach it" in m for m in messages(migration))
