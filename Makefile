@@ -37,7 +37,9 @@ test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/mypy shipper outputs
 	$(BIN)/python -m pytest -q
 
-# The tests fail, rather than skip, when the compiled extension did not build.
+# The tests fail, rather than skip, when the compiled extension did not build; the variable
+# also reaches the install stamp when `make test` builds it, so there a failed compile stops
+# the install (`make demo` installs with the extension optional).
 test: export SHIPPER_REQUIRE_COMPILED = 1
 
 # All rows of docs/PERFORMANCE.md, 3 runs each, the steady row for 300 s (to ES= if given).
