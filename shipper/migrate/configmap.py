@@ -320,7 +320,14 @@ class _Layouter:
             self.place(first, DEFAULT_MOUNT)
             unmounted.remove(first)
             mounted.add(first.name)
-        if unmounted:
+        if unmounted and relevant:
+            # The workload is in the file and does not mount these: Fluentd never sees them.
+            for configmap in unmounted:
+                self.notes.append((configmap.line, f"ConfigMap {configmap.name} is not read: "
+                                                   f"{relevant[0].kind} {relevant[0].name} "
+                                                   "does not mount it, so Fluentd does not "
+                                                   "see it either"))
+        elif unmounted:
             self.by_convention(unmounted)
         return Layout(MemoryFiles(self.files), self.roots(config_path), self.notes)
 

@@ -209,3 +209,17 @@ def test_a_manifest_nested_too_deeply_is_refused_in_one_line(capsys):
         read_fluentd(str(deep), Findings())
     assert main(["migrate-fluentd", str(deep)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_configmap_the_workload_does_not_mount_is_not_read():
+    from pathlib import Path
+
+    from shipper.migrate import migrate
+
+    manifest = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+        "configmap-not-mounted.yaml"
+    migration = migrate(str(manifest))
+    assert migration.document.sources == {}
+    notes = [f.message for f in migration.findings.ordered() if f.severity == "note"]
+    assert "ConfigMap fluentd-extra is not read: DaemonSet fluentd does not mount it, so " \
+           "Fluentd does not see it either" in notes
