@@ -39,6 +39,9 @@ class SourceText:
 class Files(Protocol):
     """Reads files and expands globs for the parser."""
 
+    #: Each file read by an ``@include`` -> where it was first included (``file:line``).
+    included: dict[str, str]
+
     def read(self, path: str) -> SourceText:
         """The file's text; raises OSError when it cannot be read."""
 
@@ -130,6 +133,7 @@ class DiskFiles:
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
+        self.included: dict[str, str] = {}
 
     def read(self, path: str) -> SourceText:
         remaining = max(0, self.budget.max_bytes - self.budget.used)
@@ -161,6 +165,7 @@ class MemoryFiles:
     def __init__(self, entries: dict[str, SourceText], budget: Budget | None = None) -> None:
         self.entries = {posixpath.normpath(path): text for path, text in entries.items()}
         self.budget = budget or Budget()
+        self.included: dict[str, str] = {}
 
     def read(self, path: str) -> SourceText:
         source = self.entries.get(posixpath.normpath(path))

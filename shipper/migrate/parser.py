@@ -374,4 +374,12 @@ class _Reader:
         for path in paths:
             if os.path.normpath(path) in self.stack:
                 raise self.fail(f"@include loop: {path} includes itself", start)
+            first = self.files.included.setdefault(os.path.normpath(path), where)
+            if first != where:
+                self.findings.warn(where, f"@include reads {path} a second time (first at "
+                                          f"{first}); Fluentd reads it twice too, so its "
+                                          "sections are converted twice (two tail sources on "
+                                          "the same files ship each line twice, and Fluentd "
+                                          "refuses two tails with one pos_file): include it "
+                                          "once")
             _include_one(path, section, self.findings, self.files, self.stack)

@@ -44,3 +44,10 @@ def test_a_configmap_entry_of_any_name_is_read_when_an_include_names_it():
     listens = sorted(s["listen"] for s in sources.values() if s["type"] == "forward")
     assert listens == ["0.0.0.0:24224"]  # 02-forward.input read, .hidden.conf skipped
     assert any(s["type"] == "tail" for s in sources.values())
+
+
+def test_a_file_included_twice_is_a_warning():
+    migration = migrate(str(HOSTILE / "include-twice" / "fluent.conf"))
+    warned = [f for f in migration.findings.warnings if "a second time" in f.message]
+    assert [f.where for f in warned] == [f"{HOSTILE / 'include-twice' / 'fluent.conf'}:2"]
+    assert migration.exit_code == 1
