@@ -34,8 +34,9 @@ _AUTOMATIC = {
         "default_elasticsearch_version", "fail_on_detecting_es_version_retry_exceed",
         "validate_client_version", "use_legacy_template", "content_type", "http_backend",
         "prefer_oj_serializer", "application_name", "with_transporter_log",
-        "include_index_in_url", "enable_ipv6", "ssl_version", "ssl_min_version",
-        "ssl_max_version"),
+        "include_index_in_url", "enable_ipv6"),
+    "the TLS version is negotiated: TLS 1.2 or newer (a server that only speaks an older "
+    "version is refused)": ("ssl_version", "ssl_min_version", "ssl_max_version"),
     "requests rotate over the hosts and skip nodes that failed recently": (
         "reload_connections", "reload_on_failure", "reconnect_on_error", "reload_after",
         "resurrect_after", "sniffer_class_name", "selector_class_name"),

@@ -347,3 +347,16 @@ def test_hosts_with_different_credentials_warn():
     migration = migrate(str(HOSTILE / "es-hosts-credentials.conf"))
     assert any("different credentials" in f.message for f in migration.findings.warnings)
     assert migration.exit_code == 1
+
+
+def test_ssl_version_gets_a_tls_note_not_the_type_name_one(tmp_path):
+    migration = convert(tmp_path, SOURCE + """\
+        <match **>
+          @type elasticsearch
+          host es1
+          ssl_version TLSv1_2
+        </match>
+        """)
+    notes = [m for m in messages(migration, "note") if "ssl_version" in m]
+    assert len(notes) == 1 and "TLS version is negotiated" in notes[0]
+    assert "type names" not in notes[0]
