@@ -109,9 +109,20 @@ def _tail(r: SectionReader, conv: Conversion) -> dict[str, Any]:
                             "rescan fallback, bounded reads)")
     _parse(r, body, paths)
     if not any(d in p for p in paths for d in CONTAINER_DIRS) and paths:
-        r.warn(r.section, f"{r.section.title()}: shipper's tail source reads container log "
-                          f"files (docker json-file, CRI); lines of {', '.join(paths)} ship "
-                          "whole in log, flagged malformed")
+        kind = _parser_kind(r.section)
+        listed = ", ".join(paths)
+        if kind in ("cri", "docker", "container"):
+            r.note(r.section, f"{r.section.title()}: {listed} is read as container log files "
+                              f"(parser {kind}), which shipper decodes itself")
+        elif kind == "json":
+            r.warn(r.section, f"{r.section.title()}: shipper's tail source reads container log "
+                              f"files; lines of {listed} in docker json-file form (log, "
+                              "stream, time) are decoded, other JSON lines ship whole in log, "
+                              "flagged malformed, where Fluentd's json parser made fields")
+        else:
+            r.warn(r.section, f"{r.section.title()}: shipper's tail source reads container "
+                              f"log files (docker json-file, CRI); lines of {listed} ship "
+                              "whole in log, flagged malformed")
     return body
 
 
@@ -137,6 +148,15 @@ def _tag(r: SectionReader, body: dict[str, Any], conv: Conversion) -> None:
         body["tag_prefix"] = prefix
         r.warn(param, f"tag {tag}: only a trailing * (prefix.*) is supported; converted to "
                       f"tag_prefix: {prefix}")
+
+
+def _parser_kind(source: Section) -> str:
+    """The literal parser type of a tail ``<source>`` (``<parse> @type`` or ``format``)."""
+    section = source.child("parse")
+    holder = section if section is not None else source
+    param = holder.params.get("@type") or holder.params.get("type") or holder.params.get(
+        "format")
+    return param.value.assumed().strip() if param is not None else ""
 
 
 def _parse(r: SectionReader, body: dict[str, Any], paths: list[str]) -> None:

@@ -3,6 +3,8 @@ reported."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.migrate.helpers import convert, data, messages, one, validate
 
 OUTPUT = "<match **>\n  @type stdout\n</match>\n"
@@ -216,3 +218,25 @@ def test_inputs_without_an_equivalent_are_warnings(tmp_path):
         "fluent.conf:5: <source> @type http: the input plugin http has no equivalent in "
         "shipper; it is not converted"]
     assert migration.exit_code == 1
+
+
+@pytest.mark.parametrize(("parser", "severity", "text"), [
+    ("cri", "note", "read as container log files (parser cri)"),
+    ("json", "warning", "in docker json-file form (log, stream, time) are decoded"),
+    ("none", "warning", "ship whole in log, flagged malformed")])
+def test_a_tail_path_outside_the_container_directories_is_judged_by_its_parser(
+        tmp_path, parser, severity, text):
+    migration = convert(tmp_path, f"""\
+        <source>
+          @type tail
+          path /srv/logs/*.log
+          tag kubernetes.*
+          <parse>
+            @type {parser}
+          </parse>
+        </source>
+        <match **>
+          @type stdout
+        </match>
+        """)
+    assert any(text in m for m in messages(migration, severity)), messages(migration, severity)
