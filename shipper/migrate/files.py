@@ -151,6 +151,12 @@ class DiskFiles:
     def glob(self, pattern: str) -> list[str]:
         found: set[str] = set()
         for p in expand_braces(pattern):
+            if "{" in p:  # more alternatives than are expanded: list broadly, then match
+                regex = glob_regex(p)
+                broad = re.sub(r"\{[^/]*\}", "*", p)
+                found.update(m for m in glob.glob(broad, recursive=True)
+                             if os.path.isfile(m) and regex.match(m))
+                continue
             # recursive: ``**/`` is zero or more directories, as in Ruby's Dir.glob.
             found.update(m for m in glob.glob(p, recursive=True) if os.path.isfile(m))
         return sorted(found)
@@ -203,6 +209,33 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the ``}`` closing the ``{`` at ``start`` (nesting counted), or -1."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _split_alternatives(inner: str) -> list[str]:
+    """``a,{b,c},d`` -> ``[a, {b,c}, d]``: commas of nested braces stay."""
+    out, depth, current = [], 0, []
+    for ch in inner:
+        if ch == "," and depth == 0:
+            out.append("".join(current))
+            current = []
+            continue
+        depth += (ch == "{") - (ch == "}")
+        current.append(ch)
+    out.append("".join(current))
+    return out
+
+
 def _part_regex(part: str) -> str:
     """One path part of a glob as a regex that never crosses ``/``."""
     out: list[str] = []
@@ -213,6 +246,11 @@ def _part_regex(part: str) -> str:
             out.append("[^/]*")
         elif ch == "?":
             out.append("[^/]")
+        elif ch == "{" and _closing_brace(part, i) > 0:
+            close = _closing_brace(part, i)
+            alternatives = _split_alternatives(part[i + 1:close])
+            out.append("(?:" + "|".join(_part_regex(a) for a in alternatives) + ")")
+            i = close
         elif ch == "[":
             close = part.find("]", i + 2)
             if close < 0:

@@ -51,3 +51,15 @@ def test_a_file_included_twice_is_a_warning():
     warned = [f for f in migration.findings.warnings if "a second time" in f.message]
     assert [f.where for f in warned] == [f"{HOSTILE / 'include-twice' / 'fluent.conf'}:2"]
     assert migration.exit_code == 1
+
+
+def test_an_include_with_more_brace_alternatives_than_are_expanded_still_matches():
+    migration = migrate(str(HOSTILE / "brace-many" / "fluent.conf"))
+    listens = [s["listen"] for s in data(migration)["sources"].values()]
+    assert listens == ["0.0.0.0:24231"]  # d/aaxxxx.conf; d/aa.conf is not an alternative
+    assert not any("matches no file" in f.message for f in migration.findings.warnings)
+
+
+def test_glob_braces_nest_and_stay_within_a_part():
+    assert glob_regex("/d/{a,{b,c}}x.conf").match("/d/cx.conf")
+    assert not glob_regex("/d/{a,b}.conf").match("/d/ab.conf")
