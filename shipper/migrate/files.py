@@ -224,7 +224,9 @@ def _closing_brace(text: str, start: int) -> int:
 
 def _split_alternatives(inner: str) -> list[str]:
     """``a,{b,c},d`` -> ``[a, {b,c}, d]``: commas of nested braces stay."""
-    out, depth, current = [], 0, []
+    out: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in inner:
         if ch == "," and depth == 0:
             out.append("".join(current))
