@@ -180,9 +180,16 @@ def _conf_entries(data: yaml.Node | None, path: str) -> dict[str, SourceText]:
     if not any(isinstance(key, yaml.ScalarNode) and key.value.endswith(".conf")
                for key, _ in data.value):
         return entries
+    key_lines: dict[str, int] = {}
     for key, value in data.value:
         if not (isinstance(key, yaml.ScalarNode) and isinstance(value, yaml.ScalarNode)):
             continue
+        if key.value in key_lines:
+            raise FluentdSyntaxError(path, key.start_mark.line + 1,
+                                     f"the ConfigMap entry {key.value} is defined twice "
+                                     f"(first at line {key_lines[key.value]}); which one "
+                                     "the cluster keeps is not certain; keep one")
+        key_lines[key.value] = key.start_mark.line + 1
         # A block scalar (| or >) starts on the line after its indicator.
         first = value.start_mark.line + (2 if value.style in ("|", ">") else 1)
         entries[key.value] = SourceText(value.value, path, first)

@@ -223,3 +223,13 @@ def test_a_configmap_the_workload_does_not_mount_is_not_read():
     notes = [f.message for f in migration.findings.ordered() if f.severity == "note"]
     assert "ConfigMap fluentd-extra is not read: DaemonSet fluentd does not mount it, so " \
            "Fluentd does not see it either" in notes
+
+
+def test_a_configmap_entry_defined_twice_is_refused():
+    from pathlib import Path
+
+    manifest = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+        "configmap-duplicate-key.yaml"
+    with pytest.raises(FluentdSyntaxError, match=r":9: the ConfigMap entry fluent.conf is "
+                                                 r"defined twice \(first at line 5\)"):
+        read_fluentd(str(manifest), Findings())
