@@ -34,6 +34,20 @@ _SYSTEM_UNNEEDED = ("root_dir", "suppress_repeated_stacktrace", "emit_error_log_
 DEFAULT_STATE_DIR = "/var/lib/shipper"
 
 
+def _source_tags(body: dict[str, object]) -> str:
+    """The tags a converted source gives its records, as a pattern."""
+    if body.get("type") == "tail":
+        prefix = body.get("tag_prefix", "kube")
+        return f"{prefix}.**" if isinstance(prefix, str) and prefix else "**"
+    return "**"  # a network source receives whatever tags its senders set
+
+
+def _current_tags(conv: Conversion, name: str, recorded: str) -> str:
+    """A source's tags now (a later section may have changed its prefix)."""
+    component = conv.document.sources.get(name)
+    return _source_tags(component.body) if component is not None else recorded
+
+
 class _Labels:
     """Which label each converted source's records start in, with the tags they carry.
 
@@ -76,12 +90,7 @@ class _Labels:
         return self._reach.get(label, set())
 
     def add(self, label: str | None, name: str, body: dict[str, object]) -> None:
-        if body.get("type") == "tail":
-            prefix = body.get("tag_prefix", "kube")
-            tags = f"{prefix}.**" if isinstance(prefix, str) and prefix else "**"
-        else:
-            tags = "**"  # a network source receives whatever tags its senders set
-        self.sources.append((label, name, tags))
+        self.sources.append((label, name, _source_tags(body)))
 
     def check(self, section: Section, pattern: str, label: str | None,
               conv: Conversion) -> None:
@@ -90,7 +99,7 @@ class _Labels:
         reached = self.reaching(label)
         others = [f"{name} ({'@label ' + lbl if lbl else 'no @label'})"
                   for lbl, name, tags in self.sources
-                  if name not in reached and overlap(pattern, tags)]
+                  if name not in reached and overlap(pattern, _current_tags(conv, name, tags))]
         if others:
             where = f"<label {label}>" if label else "the top level"
             conv.findings.warn(section.where, f"{section.title()} in {where}: in Fluentd only "
@@ -115,8 +124,30 @@ def convert(root: Section, findings: Findings) -> Conversion:
                                   "(a tail source of /var/log/containers/*.log)")
     if not conv.document.outputs:
         findings.warn(root.where, "no output could be converted; shipper needs at least one")
+    _unreached(conv)
     _listeners(conv)
     return conv
+
+
+def _unreached(conv: Conversion) -> None:
+    """Outputs whose pattern no source's tags match receive nothing (a tag rewritten by a
+    plugin shipper lacks, like rewrite_tag_filter, is the usual cause): say so, and say it
+    loudly when that leaves nothing shipped at all."""
+    if not conv.document.sources or not conv.document.outputs:
+        return
+    tags = sorted({_source_tags(c.body) for c in conv.document.sources.values()})
+    unreached = [c for c in conv.document.outputs.values()
+                 if isinstance(c.body.get("match"), str)
+                 and not any(overlap(c.body["match"], t) for t in tags)]
+    for component in unreached:
+        conv.findings.warn(component.origin.split(" ", 1)[0],
+                           f"output {component.name} (match {component.body['match']!r}) "
+                           f"matches the tags of no source ({', '.join(tags)}); it receives "
+                           "nothing in shipper")
+    if len(unreached) == len(conv.document.outputs):
+        conv.findings.warn(next(iter(conv.document.outputs.values())).origin.split(" ", 1)[0],
+                           "no output matches the tags of any source: as converted, nothing "
+                           "would be shipped")
 
 
 def _listeners(conv: Conversion) -> None:

@@ -144,3 +144,13 @@ def test_a_relabel_chain_carries_its_sources_to_the_next_label(tmp_path):
         </label>
         """)
     assert not any("now also reach it" in m for m in messages(migration))
+
+
+def test_an_output_no_source_reaches_says_nothing_would_be_shipped():
+    conf = Path(__file__).resolve().parents[2] / "fixtures" / "fluentd" / "hostile" / \
+        "rewrite-tag-only-output.conf"
+    warned = [w.message for w in migrate(str(conf)).findings.warnings]
+    assert "output elasticsearch (match 'ns.**') matches the tags of no source " \
+           "(kubernetes.**); it receives nothing in shipper" in warned
+    assert "no output matches the tags of any source: as converted, nothing would be " \
+           "shipped" in warned
