@@ -37,8 +37,8 @@ def test_the_index_answers_like_the_pairwise_comparison(order):
 
 def _big_config(lines: int) -> str:
     out = ["<source>\n  @type tail\n  path /var/log/containers/*.log\n  tag kubernetes.*\n"
-           "</source>\n"]
-    count, i = 5, 0
+           "</source>\n<source>\n  @type forward\n</source>\n"]  # forward: any tag arrives
+    count, i = 8, 0
     while count < lines:
         if i % 3 == 0:
             out.append(f"<filter app{i}.*.logs>\n  @type kubernetes_metadata\n</filter>\n")
