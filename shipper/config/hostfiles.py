@@ -1,9 +1,10 @@
-"""``shipper check`` on a node: the files the config names (TLS certificates and keys, CA
-bundles, token and password files) exist and are readable here.
+"""``shipper check`` on a node: the TLS files the config names (certificates, keys, CA
+bundles) exist and are readable here.
 
 The loader validates the file alone (``--config-only`` stops there, for CI); these files only
 exist where the agent runs, and a missing one would otherwise stop ``run`` later, after the
-config was called fine.
+config was called fine. Token and password files are left to ``run``: checks of the
+ConfigMap's config outside the pod (where those Secrets are not mounted) must still pass.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 
 from shipper.errors import ConfigProblem
 
-#: Fields named ``*_file`` are files the agent reads, except the config's own path.
-_NOT_READ = frozenset({"config_file"})
+#: The TLS file settings of every component.
+_TLS_FILES = frozenset({"cert_file", "key_file", "ca_file"})
 
 
 def unreadable_files(config: Any, file: str) -> list[ConfigProblem]:
-    """One problem per ``*_file`` setting whose file cannot be read on this host."""
+    """One problem per TLS file setting whose file cannot be read on this host."""
     problems: list[ConfigProblem] = []
     _walk(config, "", file, problems, depth=0)
     return problems
@@ -32,7 +33,7 @@ def _walk(value: Any, path: str, file: str, problems: list[ConfigProblem], depth
         for f in dataclasses.fields(value):
             child = getattr(value, f.name)
             key = f"{path}.{f.name}" if path else f.name
-            if f.name.endswith("_file") and f.name not in _NOT_READ:
+            if f.name in _TLS_FILES:
                 if isinstance(child, str) and child:
                     problem = _unreadable(child)
                     if problem is not None:
