@@ -35,6 +35,7 @@ class Migration:
     document: Document
     findings: Findings
     env_used: dict[str, str]  # environment variables the config reads -> first place used
+    inputs: tuple[str, ...] = ()  # the files read from disk (the root and its includes)
 
     @property
     def exit_code(self) -> int:
@@ -47,14 +48,15 @@ TOP_SECTIONS = ("source", "match", "filter", "label", "system", "worker")
 INNER_SECTIONS = {"label": ("match", "filter"), "worker": ("source", "match", "filter", "label")}
 
 
-def read_fluentd(path: str, findings: Findings, workload: str | None = None) -> Section:
+def read_fluentd(path: str, findings: Findings, workload: str | None = None,
+                 disk: DiskFiles | None = None) -> Section:
     """Parse a Fluentd file (or manifests holding Fluentd files) with its includes.
 
     Raises ``FluentdSyntaxError`` (``file:line: message``) when it cannot be read, is larger
     than ``MAX_INPUT_BYTES`` (includes counted), or a section name is not one Fluentd knows.
     ``workload`` picks one workload's configuration from manifests holding several.
     """
-    files: Files = DiskFiles(Budget())
+    files: Files = disk if disk is not None else DiskFiles(Budget())
     if os.path.isdir(path):
         path = _root_in_directory(path)
     roots = [path]
@@ -95,7 +97,9 @@ def _check_sections(sections: list[Section], allowed: tuple[str, ...], where: st
 def migrate(path: str, workload: str | None = None) -> Migration:
     """Convert the Fluentd configuration at ``path``; see ``Migration``."""
     findings = Findings()
-    root = read_fluentd(path, findings, workload)
+    disk = DiskFiles(Budget())
+    root = read_fluentd(path, findings, workload, disk)
     conv = convert(root, findings)
     text = render(conv.document, findings, conv.env_used, path)
-    return Migration(text, conv.document, findings, conv.env_used)
+    inputs = (path, *(p for p in disk.included if p != path))
+    return Migration(text, conv.document, findings, conv.env_used, inputs)

@@ -56,6 +56,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(result.text)
     else:
+        included = next((p for p in result.inputs[1:] if _same_file(Path(args.output),
+                                                                    Path(p))), None)
+        if included is not None:
+            print(f"{args.output}: cannot write: it is {included}, which the configuration "
+                  "includes; write the conversion somewhere else", file=sys.stderr)
+            return EXIT_PARSE_ERROR
         try:
             write_atomically(Path(args.output), result.text)
         except OSError as exc:

@@ -214,3 +214,11 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial_one(
     assert main(["migrate-fluentd", str(source), "-o", str(target)]) == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert "kubernetes.**" in target.read_text()
+
+
+def test_output_equal_to_an_included_file_is_refused_and_the_file_kept(tmp_path, capsys):
+    included = write(tmp_path, SUPPORTED, "conf.d/app.conf")
+    source = write(tmp_path, "@include conf.d/*.conf\n")
+    assert main(["migrate-fluentd", str(source), "-o", str(included)]) == 2
+    assert included.read_text() == SUPPORTED
+    assert "which the configuration includes" in capsys.readouterr().err
