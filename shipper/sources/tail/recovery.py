@@ -135,10 +135,21 @@ class Recovery:
                 continue
             by_lineage.setdefault(entry.real_path, []).append((identity, entry))
         for lineage, entries in by_lineage.items():
-            adopted = self.reconcile(lineage, entries[0][1].path, entries)
-            current = next((r for r in self.t.by_lineage.get(lineage, ())
-                            if r.draining_since is None and not r.closed), None)
-            link([*adopted, *([current] if current is not None else [])])
+            self._link_adopted(lineage, self.reconcile(lineage, entries[0][1].path, entries))
+
+    def _link_adopted(self, lineage: str, adopted: list[FileReader]) -> None:
+        """Generations adopted after a restart hand their open messages to the lineage's
+        current file, whether adopted from a checkpoint or from their start (no position
+        was saved: the file was empty when last seen). Without the link the rotated piece
+        and the new file's rest would become two records."""
+        if not adopted:
+            return
+        current = next((r for r in self.t.by_lineage.get(lineage, ())
+                        if r.draining_since is None and not r.closed), None)
+        if current is not None and current.waiting_for is None:
+            link([*adopted, current])
+        else:  # no current file yet: it is linked when it appears (``check_path``)
+            link(adopted)
 
     def gc_lineages(self) -> None:
         """Forget lineages whose files are all gone. After a restart (first scan), look at
@@ -149,7 +160,7 @@ class Recovery:
         for lineage in list(self.t.store.lineages):
             if first and lineage in self.t.store.lineages:  # rotated while we were down?
                 path = self.t.store.lineage_paths.get(lineage, lineage)
-                self.reconcile(lineage, path)
+                self._link_adopted(lineage, self.reconcile(lineage, path))
                 now = os.path.realpath(path)
                 if now != lineage:  # the path was retargeted while the agent was down
                     self.restarted_between(lineage, now, path)

@@ -109,3 +109,45 @@ async def test_a_message_split_by_a_rotation_and_a_restart_is_one_record(
         (r.doc_id, r.body["log"]) for r in second.records]  # same ids: no duplicate
     (entry,) = positions(tail.state).values()
     assert entry["offset"] == real.stat().st_size
+
+
+@pytest.mark.parametrize("fmt", [
+    pytest.param("cri", id="cri"),
+    pytest.param("docker", id="docker", marks=SLOW_VARIANT),
+])
+async def test_a_split_message_of_a_file_seen_only_empty_is_one_record_after_a_restart(
+        tail: Tail, fmt: str) -> None:
+    """The agent saw the file only while it was empty: no position was saved for it, only
+    its lineage. While the agent is down the file gets a line and the first piece of a
+    message, is rotated, and the new file starts with the rest. The restarted agent adopts
+    the rotated generation from its start and must still hand the piece over: one record."""
+    real, _ = tail.pod_file()
+    old_text, new_text = pieces(fmt)
+    first = Collector()
+    async with tail.running(first, **SLOW):
+        await wait_until(lambda: real.resolve().as_posix() in _lineages(tail),
+                         what="the empty file's lineage on disk")
+    assert positions(tail.state) == {}  # nothing read: no position, only the lineage
+    assert first.logs() == []
+
+    append(real, old_text)  # while the agent is down
+    rotated = real.with_name(f"{real.name}.{STAMP}")
+    os.rename(real, rotated)
+    append(real, new_text)
+
+    second = Collector()
+    async with tail.running(second, **SLOW):
+        await wait_until(lambda: len(second.records) == 3, what="every record")
+        await asyncio.sleep(0.3)  # an orphaned last piece would show up as a fourth record
+    assert second.logs() == ["plain", JOINED, "after"]
+    plain, joined, _ = second.records
+    # The joined record is named after its first piece, in the rotated generation.
+    assert joined.doc_id.split("-")[0] == plain.doc_id.split("-")[0]
+
+
+def _lineages(tail: Tail) -> dict[str, object]:
+    path = tail.state / "tail" / "positions.json"
+    if not path.exists():
+        return {}
+    lineages: dict[str, object] = orjson.loads(path.read_bytes()).get("lineages", {})
+    return lineages
