@@ -121,9 +121,20 @@ def test_the_docker_data_root_component_mounts_its_containers_at_the_same_path(
 
 
 def _peak_rss(row_start: str) -> int:
+    """The row's figure in the first table of PERFORMANCE.md with a `peak RSS MiB` column (the
+    table of the run the documented limits were measured in)."""
     text = (REPO / "docs" / "PERFORMANCE.md").read_text()
-    row = next(line for line in text.splitlines() if line.startswith(f"| {row_start}"))
-    return int(row.split("|")[6].strip().replace(",", ""))
+    column: int | None = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            column = None
+            continue
+        cells = [c.strip() for c in line.split("|")]
+        if cells[1] == "path":
+            column = cells.index("peak RSS MiB") if "peak RSS MiB" in cells else None
+        elif column is not None and line.startswith(f"| {row_start}"):
+            return int(cells[column].replace(",", ""))
+    raise AssertionError(f"no peak RSS figure for {row_start!r} in PERFORMANCE.md")
 
 
 def _mib(quantity: str) -> float:
