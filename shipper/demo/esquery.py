@@ -14,7 +14,12 @@ from shipper.errors import ShipperError
 
 class SearchError(ShipperError):
     """A demo query failed (timed out, refused, answered with an error): the message names
-    the query, the server and what to try."""
+    the query, the server and what to try. ``status`` is the HTTP status when the server
+    answered (a 404 means the index does not exist yet)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class SearchClient:
@@ -45,7 +50,7 @@ class SearchClient:
                 "search the index from Kibana)") from exc
         except urllib.error.HTTPError as exc:
             raise SearchError(f"{method} {path} on {self.base} failed: HTTP {exc.code} "
-                              f"{exc.reason}") from exc
+                              f"{exc.reason}", status=exc.code) from exc
         except (OSError, ValueError) as exc:  # URLError, refused, reset, invalid JSON
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, TimeoutError):

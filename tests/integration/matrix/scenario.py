@@ -38,7 +38,7 @@ from pathlib import Path
 import msgpack
 
 from shipper.demo.embedded_es import free_loopback_port, wait_for_http
-from shipper.demo.esquery import SearchClient
+from shipper.demo.esquery import SearchClient, SearchError
 from tests.integration.matrix.bulkproxy import REJECT
 
 #: Every record is timed on this day, so one daily index holds the whole run.
@@ -398,8 +398,8 @@ def read_back(es: SearchClient, index: str, expected: dict[str, str], state: Pat
             if after is None:
                 es.refresh(index)
             hits = es.request("POST", f"/{index}/_search", body)["hits"]["hits"]
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:  # no index: nothing was indexed at all
+        except SearchError as exc:
+            if exc.status != 404:  # no index: nothing was indexed at all
                 raise
             hits = []
         if not hits:
@@ -456,9 +456,12 @@ def wait_indexed(es: SearchClient, index: str, expected: int, agent: Agent,
     deadline = time.monotonic() + timeout
     count = 0
     while True:
-        with contextlib.suppress(urllib.error.HTTPError):  # 404 until the index exists
+        try:
             es.refresh(index)
             count = es.count(index)
+        except SearchError as exc:
+            if exc.status != 404:  # 404 until the index exists
+                raise
         if count >= expected:
             return count
         assert agent.proc is not None and agent.proc.poll() is None, (
