@@ -42,8 +42,6 @@ from shipper.protocols import Emit
 from shipper.record import Batch
 from shipper.sources.forward.config import ForwardConfig
 from shipper.sources.forward.decoder import (
-    JsonFramer,
-    MsgpackFramer,
     check_chunk,
     forward_shape,
     parse_request,
@@ -51,6 +49,7 @@ from shipper.sources.forward.decoder import (
     unpack_frame,
 )
 from shipper.sources.forward.events import EventConverter
+from shipper.sources.forward.framing import JsonFramer, MsgpackFramer
 from shipper.sources.forward.handshake import ServerHandshake
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
-"""Turning a connection's byte stream into forward requests (spec §1.1-§1.5).
+"""Decoding forward requests (Message, Forward, PackedForward, CompressedPackedForward).
 
-Framing and decoding are separate on purpose. ``MsgpackFramer`` finds where each request ends
-with ``Unpacker.skip``, which builds no objects, and only a *complete* frame is then decoded.
+Framing (``shipper.sources.forward.framing``) and decoding are separate on purpose. The
+``MsgpackFramer`` finds where each request ends with ``Unpacker.skip``, which builds no
+objects, and only a *complete* frame is then decoded.
 Decoding a partial stream would let a client park many nested container headers in the
 unpacker (each preallocates its declared length) and hold tens of MiB per connection with a
 few KiB sent; a complete frame can declare no more elements than it has bytes. A frame grows
@@ -13,14 +14,12 @@ decoded lazily from the (decompressed) blob, with ``backslashreplace`` so that i
 in a record still becomes a JSON-safe string. Gzip payloads may hold several members and are
 inflated with a streamed cap (``max_decompressed_bytes``), so a gzip bomb stops at the cap.
 
-The JSON variant (first byte ``{`` or ``[``) is framed by ``JsonFramer``.
+The JSON variant (first byte ``{`` or ``[``) is framed by ``framing.JsonFramer``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from shipper.sources.forward.config import (
     DEFAULT_MAX_VALUES_PER_REQUEST,
 )
 
-_UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
+UNPACK_ERRORS = (ValueError, TypeError, msgpack.UnpackException, OverflowError,
                   RecursionError, MemoryError)
 # Explicit bounds on what one decoded container may declare (a complete frame can declare no
 # more elements than it has bytes, so these only refuse the absurd early). Strings and binaries
@@ -49,10 +48,6 @@ MAX_CHUNK_CHARS = 1024
 _INT64_MIN = -(1 << 63)
 _UINT64_MAX = (1 << 64) - 1
 _EVENT_TIME = struct.Struct(">II")  # uint32 seconds, uint32 nanoseconds
-# An unpacker's buffer grows to the largest frame it saw and never shrinks; a framer with
-# nothing pending starts a fresh one after this many bytes, so an idle connection that once
-# sent a large request does not keep that much memory.
-_FRESH_UNPACKER_AFTER = 1024 * 1024
 READ_SIZE = 64 * 1024
 
 
@@ -76,189 +71,9 @@ def ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
-def _malformed(message: str, exc: BaseException | None = None) -> InputProtocolError:
+def malformed(message: str, exc: BaseException | None = None) -> InputProtocolError:
     detail = f": {exc}" if exc is not None else ""
     return InputProtocolError("malformed", f"{message}{detail}")
-
-
-def _stream_unpacker(max_frame: int) -> msgpack.Unpacker:
-    """An unpacker for a connection's stream. Its buffer starts at ``READ_SIZE`` (msgpack's
-    default is 1 MiB, allocated for every connection, even an idle one) and grows as a
-    frame needs it, up to ``max_frame``."""
-    return msgpack.Unpacker(max_buffer_size=max_frame, read_size=min(READ_SIZE, max_frame))
-
-
-class MsgpackFramer:
-    """Splits a msgpack stream into complete frames of at most ``max_frame`` bytes."""
-
-    def __init__(self, max_frame: int) -> None:
-        self._max = max_frame
-        self._unpacker = _stream_unpacker(max_frame)
-        self._raw = bytearray()  # bytes of the current, incomplete frame
-        self._offset = 0  # stream offset of _raw[0]
-        self.failed: InputProtocolError | None = None
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received that do not yet form a complete frame."""
-        return len(self._raw)
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add received bytes; return every frame they complete, in order.
-
-        Garbage after complete frames is reported by ``failed`` (check it once those frames
-        are handled) so the requests before it are not lost.
-        """
-        if self.failed is not None:
-            raise self.failed
-        frames: list[bytes] = []
-        view = memoryview(data)
-        while view:
-            room = self._max - len(self._raw)
-            if room <= 0:
-                raise InputProtocolError(
-                    "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})")
-            piece, view = view[:room], view[room:]
-            try:
-                self._unpacker.feed(piece)
-            except msgpack.BufferFull as exc:
-                raise InputProtocolError(
-                    "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})") from exc
-            self._raw += piece
-            start = 0
-            while True:
-                try:
-                    self._unpacker.skip()
-                except msgpack.OutOfData:
-                    break
-                except _UNPACK_ERRORS as exc:
-                    if not frames:
-                        raise _malformed("undecodable msgpack", exc) from exc
-                    # Hand out the requests that came before the garbage; fail next time.
-                    self.failed = _malformed("undecodable msgpack", exc)
-                    return frames
-                end = self._unpacker.tell() - self._offset
-                frames.append(bytes(self._raw[start:end]))
-                start = end
-            if start:
-                if start == len(self._raw):
-                    self._raw = bytearray()
-                else:
-                    del self._raw[:start]
-                self._offset += start
-        if not self._raw and self._offset > _FRESH_UNPACKER_AFTER:
-            self._unpacker = _stream_unpacker(self._max)
-            self._offset = 0
-        return frames
-
-
-# Everything up to the next bracket or quote that is not inside a complete string, at C
-# speed (possessive, so an unterminated string stops the run at its quote, no backtracking).
-_JSON_RUN = re.compile(rb'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+")*+', re.S)
-_JSON_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
-_JSON_SPACE = b" \t\r\n"
-_JSON_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
-
-
-class JsonFramer:
-    """Splits the JSON variant (a stream of JSON values) into ``(value, raw bytes)`` pairs.
-
-    A scan over each received byte once (brackets and strings, at C speed between them)
-    finds where a top-level value ends, and only then is it parsed. Parsing the growing
-    buffer on every read instead cost time quadratic in the request size: one 6 MB request
-    in 64 KiB reads blocked the server for 4 s.
-    """
-
-    def __init__(self, max_frame: int) -> None:
-        self._max = max_frame
-        self._buf = bytearray()
-        self._decoder = json.JSONDecoder()
-        self._scan = 0  # bytes of _buf already scanned
-        self._depth = 0  # open brackets at _scan
-        self._in_string = False  # _scan is inside a string
-        self.failed: InputProtocolError | None = None
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def _value_end(self) -> int | None:
-        """Scan on from where the last call stopped; the offset just past the closing
-        bracket of the first complete top-level value, or None for "need more bytes"."""
-        buf = self._buf
-        n = len(buf)
-        pos = self._scan
-        while pos < n:
-            if self._in_string:
-                pos = _JSON_STRING_BODY.match(buf, pos).end()  # type: ignore[union-attr]
-                if pos >= n:
-                    break
-                if buf[pos] == 0x5C:  # a backslash whose escaped byte has not arrived
-                    break
-                self._in_string = False  # the closing quote
-                pos += 1
-                continue
-            pos = _JSON_RUN.match(buf, pos).end()  # type: ignore[union-attr]
-            if pos >= n:
-                break
-            pos += 1
-            char = buf[pos - 1]
-            if char == 0x22:
-                self._in_string = True
-            elif char in b"[{":
-                self._depth += 1
-            else:
-                self._depth -= 1
-                if self._depth <= 0:
-                    self._depth = 0
-                    self._scan = pos
-                    return pos
-        self._scan = pos
-        return None
-
-    def feed(self, data: bytes) -> list[tuple[Any, bytes]]:
-        """Like ``MsgpackFramer.feed``: values completed by ``data``; see ``failed``."""
-        if self.failed is not None:
-            raise self.failed
-        self._buf += data
-        out: list[tuple[Any, bytes]] = []
-        while (end := self._value_end()) is not None:
-            raw = bytes(self._buf[:end])
-            text = raw.decode("utf-8", "surrogateescape")
-            pos = 0
-            try:
-                while True:  # scalars before the array are values too, if odd ones
-                    while pos < len(text) and text[pos] in " \t\r\n":
-                        pos += 1
-                    if pos >= len(text):
-                        break
-                    value, stop = self._decoder.raw_decode(text, pos)
-                    out.append((value, raw if pos == 0 and stop == len(text)
-                                else text[pos:stop].encode("utf-8", "surrogateescape")))
-                    pos = stop
-            except json.JSONDecodeError as exc:
-                error = _malformed("invalid JSON", exc)
-            except RecursionError as exc:
-                error = InputProtocolError("too_deep", f"JSON nested too deeply: {exc}")
-            else:
-                consumed = end
-                while consumed < len(self._buf) and self._buf[consumed] in _JSON_SPACE:
-                    consumed += 1
-                del self._buf[:consumed]
-                self._scan -= consumed
-                continue
-            if not out:
-                raise error
-            self.failed = error  # hand out the requests before the garbage first
-            return out
-        if self._buf and self._buf[0] in _JSON_SPACE:  # blank lines between values
-            blank = _JSON_LEADING_SPACE.match(self._buf).end()  # type: ignore[union-attr]
-            del self._buf[:blank]
-            self._scan = max(0, self._scan - blank)
-        if len(self._buf) > self._max:
-            raise InputProtocolError(
-                "frame_too_large", f"a request exceeds max_frame_bytes ({self._max})")
-        return out
 
 
 def gunzip(data: bytes, limit: int) -> bytes | bytearray:
@@ -273,7 +88,7 @@ def gunzip(data: bytes, limit: int) -> bytes | bytearray:
             try:
                 piece = inflater.decompress(pending, max(1, limit - len(out) + 1))
             except InflateError as exc:
-                raise _malformed("invalid gzip data", exc) from exc
+                raise malformed("invalid gzip data", exc) from exc
             out += piece
             if len(out) > limit:
                 raise InputProtocolError(
@@ -283,7 +98,7 @@ def gunzip(data: bytes, limit: int) -> bytes | bytearray:
                 break
             pending = inflater.unconsumed_tail
             if not pending and not piece:
-                raise _malformed("truncated gzip data")
+                raise malformed("truncated gzip data")
         rest = inflater.unused_data
         if not rest:
             return out
@@ -322,8 +137,8 @@ def unpack_frame(frame: bytes, max_values: int = DEFAULT_MAX_VALUES_PER_REQUEST)
         return msgpack.unpackb(frame, raw=False, unicode_errors="surrogateescape",
                                ext_hook=ext_hook, strict_map_key=False,
                                max_map_len=MAX_MAP_KEYS, max_array_len=MAX_ARRAY_LEN)
-    except _UNPACK_ERRORS as exc:
-        raise _malformed("undecodable msgpack", exc) from exc
+    except UNPACK_ERRORS as exc:
+        raise malformed("undecodable msgpack", exc) from exc
 
 
 class _ViewReader:
@@ -387,9 +202,9 @@ def _decode_bounded(data: bytes | memoryview, limit: int, unicode_errors: str,
     except ValueError as exc:
         if "exceeds max_" in str(exc):  # a container header above the bound
             raise _too_many(what, limit) from exc
-        raise _malformed("undecodable msgpack", exc) from exc
-    except _UNPACK_ERRORS as exc:
-        raise _malformed("undecodable msgpack", exc) from exc
+        raise malformed("undecodable msgpack", exc) from exc
+    except UNPACK_ERRORS as exc:
+        raise malformed("undecodable msgpack", exc) from exc
 
 
 FLUSH = object()
@@ -426,7 +241,7 @@ def scan_packed(blob: bytes | bytearray, max_values: int = DEFAULT_MAX_VALUES_PE
         return iter(())
     complete, events, error = _scan_entries(blob, max_values, max_event_bytes)
     if error is None and complete != len(blob):
-        error = _malformed("entries end in the middle of an event")
+        error = malformed("entries end in the middle of an event")
     return _decode_packed(blob, complete, events, max_values, error)
 
 
@@ -450,8 +265,8 @@ def _scan_entries(blob: bytes | bytearray | memoryview, max_values: int,
             framer.skip()
         except msgpack.OutOfData:
             break
-        except _UNPACK_ERRORS as exc:
-            error = _malformed("undecodable entries", exc)
+        except UNPACK_ERRORS as exc:
+            error = malformed("undecodable entries", exc)
             break
         end = framer.tell()
         span = end - complete
@@ -498,8 +313,8 @@ def _decode_packed(blob: bytes | bytearray | memoryview, complete: int,
                     yield _decode_bounded(view[start:end], max_values, "backslashreplace",
                                           "an event")
                 yield from entries
-        except _UNPACK_ERRORS as exc:
-            raise _malformed("undecodable entries", exc) from exc
+        except UNPACK_ERRORS as exc:
+            raise malformed("undecodable entries", exc) from exc
     if error is not None:
         raise error
 
@@ -581,18 +396,18 @@ def _text(value: Any, what: str) -> str:
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
-    raise _malformed(f"{what} must be a string, got {type(value).__name__}")
+    raise malformed(f"{what} must be a string, got {type(value).__name__}")
 
 
 def parse_request(message: list[Any], raw: bytes, max_decompressed: int,
                   max_values: int = DEFAULT_MAX_VALUES_PER_RECORD,
                   max_event_bytes: int | None = None) -> Request:
-    """Recognise the carrier mode by the type of the second element (spec §1.2).
+    """Recognise the carrier mode by the type of the second element (the request's shape).
 
     PackedForward entries are inflated and checked here (``scan_packed``) and decoded
     lazily; ``max_values`` bounds the values of one event, ``max_event_bytes`` its size."""
     if len(message) < 2:
-        raise _malformed(f"a request needs a tag and events, got {len(message)} element(s)")
+        raise malformed(f"a request needs a tag and events, got {len(message)} element(s)")
     tag = _text(message[0], "the tag")
     second = message[1]
     if isinstance(second, bytes | str):
@@ -655,5 +470,5 @@ def _option(message: list[Any], index: int) -> dict[Any, Any]:
     if option is None:
         return {}
     if not isinstance(option, dict):
-        raise _malformed(f"the option must be a map, got {type(option).__name__}")
+        raise malformed(f"the option must be a map, got {type(option).__name__}")
     return option

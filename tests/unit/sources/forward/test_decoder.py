@@ -15,14 +15,13 @@ from shipper.sources.forward.decoder import (
     MAX_ARRAY_LEN,
     MAX_MAP_KEYS,
     EventTime,
-    JsonFramer,
-    MsgpackFramer,
     check_chunk,
     gunzip,
     iter_packed,
     parse_request,
     unpack_frame,
 )
+from shipper.sources.forward.framing import JsonFramer, MsgpackFramer
 
 MESSAGE_HEX = ("93a76170702e6c6f67d7006553f100075bcd1582a36c6f67a668656c6c6f0a"
                "a673747265616da6737464 6f7574").replace(" ", "")

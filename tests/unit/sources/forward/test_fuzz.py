@@ -25,8 +25,6 @@ from shipper.errors import InputProtocolError
 from shipper.record import Record
 from shipper.sources.forward.connection import ack_bytes
 from shipper.sources.forward.decoder import (
-    JsonFramer,
-    MsgpackFramer,
     check_chunk,
     forward_shape,
     parse_request,
@@ -34,6 +32,7 @@ from shipper.sources.forward.decoder import (
     unpack_frame,
 )
 from shipper.sources.forward.events import MAX_NS, EventConverter
+from shipper.sources.forward.framing import JsonFramer, MsgpackFramer
 
 FRAME = 64 * 1024
 DECOMPRESSED = 1024 * 1024
